@@ -1,0 +1,328 @@
+// The per-batch path. Two passes over a batch: the first parses every frame and touches the
+// bucket its flow hashes to, so the cache misses of a whole batch overlap; the second looks each
+// flow up and acts. Every frame ends in exactly one of tx, punt, drop (see rings.ts).
+import {
+  MAX_BATCH, META_SIZE, DESC_ADDR, DESC_LEN, DESC_PORT, DESC_BUF, C_RX, C_BATCHES, PC_RX_PACKETS,
+  PC_RX_BYTES, MAX_PORTS, FLOW4_KEY, FLOW6_KEY, FV_FLAGS, FV_PORT, FV_SERVICE, FV_BACKEND,
+  FV_COOKIE, FV_EXPIRES, FV_PACKETS, FF_VALID, FF_REVERSE, FF_CLOSING, FF_ESTABLISHED,
+  TO_TCP, TO_TCP_SYN, TO_TCP_CLOSING, TO_UDP, TO_ICMP, TO_OTHER, SVC_SIZE, SVC_FLAGS, SVC_MODE,
+  SVC_MAGLEV, SVC_TARGET_PORT, SVCF_PRESENT, SVCF_DOWN_RESET, BE_SIZE, BE_STATE, BE_COOKIE,
+  BE_PORT, BE_NAT_PORT, BE_ADDR, BES_ACTIVE, BES_DRAINING, BACKEND_NONE, MAGLEV_SEED, MODE_DSR,
+  MODE_NAT, SC_PACKETS, SC_BYTES, SC_NEW_FLOWS, SC_DROPS, BC_PACKETS, BC_BYTES, BC_NEW_FLOWS,
+  BC_FLOWS_LOST, C_FLOW_INSERTS, C_FLOW_INSERT_FAILED, C_FLOW_EXPIRED, C_RESELECTED,
+  C_STATELESS, SIXK_VIP, SIXK_LOCAL, SIXK_VIP_ARP, CFGF_NOVIP_FORWARD, PORT_PEER, PUNT_ARP,
+  PUNT_ND, PUNT_LOCAL, PUNT_ICMP_VIP, DR_BAD_PORT, DR_NO_VIP, DR_NO_SERVICE, DR_NO_BACKEND,
+  DR_FLOW_TABLE_FULL, DR_FRAGMENT_TO_VIP, DR_BACKEND_DOWN, CB_SINK,
+} from "./layout";
+import {
+  M_ADDR, M_LEN, M_PORT, M_VERDICT, M_REASON, M_FAMILY, M_PROTO, M_TCPF, M_PFLAGS, M_HASH,
+  M_KEY, M_BUF, M_L4, M_L3, M_IPLEN, V_DROP, FAM_IPV4, FAM_IPV6, FAM_ARP, PF_FRAGMENT,
+  IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6, TCP_SYN, TCP_ACK, TCP_FIN, TCP_RST,
+} from "./meta";
+import {
+  meta, rxRing, now, timeouts, services, backends, maglevSize, cfgFlags, numServices, cuckooScratch,
+  beginBatch, cb,
+} from "./state";
+import { parse } from "./parse";
+import { flowHash, touch, lookup, insert, remove, expired, sweep } from "./flow-table";
+import { findService, hasAddress } from "./services";
+import { hashWords } from "./hash";
+import { count, countAdd, portCounter, serviceCounter, backendAdd } from "./counters";
+import { openRings, closeRings, toTx, toPunt, toDrop, rxPending, rxDesc, rxRelease } from "./rings";
+import { dsr, natForward, natReturn, tunnel, portUp, portRec } from "./rewrite";
+import { tcpReset } from "./icmp";
+
+let sink: u32 = 0; // keeps the first pass's bucket touches from being optimised away
+
+/** Processes up to max frames from the rx ring; returns how many it took. */
+export function runBatch(max: u32): u32 {
+  beginBatch();
+  let n = rxPending(rxRing);
+  if (n > max) n = max;
+  if (n > <u32>MAX_BATCH) n = MAX_BATCH;
+  if (n > 0) {
+    openRings();
+    for (let i: u32 = 0; i < n; i++) firstPass(rxDesc(rxRing, i), meta + <usize>i * META_SIZE);
+    for (let i: u32 = 0; i < n; i++) secondPass(meta + <usize>i * META_SIZE);
+    closeRings();
+    rxRelease(rxRing, n);
+    count(C_BATCHES);
+  }
+  sweep();
+  store<u32>(cb + CB_SINK, sink);
+  return n;
+}
+
+function firstPass(d: usize, m: usize): void {
+  const a = <usize>load<u32>(d + DESC_ADDR);
+  const len = <u32>load<u16>(d + DESC_LEN);
+  const port = <u32>load<u8>(d + DESC_PORT);
+  store<u32>(m + M_BUF, load<u32>(d + DESC_BUF));
+  count(C_RX);
+  parse(m, a, len, port);
+  if (!portUp(port)) {
+    store<u8>(m + M_VERDICT, V_DROP);
+    store<u8>(m + M_REASON, DR_BAD_PORT);
+    return;
+  }
+  count(portCounter(port, PC_RX_PACKETS));
+  countAdd(portCounter(port, PC_RX_BYTES), len);
+  if (load<u8>(m + M_VERDICT) == V_DROP) return;
+  const fam = load<u8>(m + M_FAMILY);
+  if ((fam == FAM_IPV4 || fam == FAM_IPV6) && !(load<u8>(m + M_PFLAGS) & PF_FRAGMENT)) {
+    const v6 = fam == FAM_IPV6;
+    const h = flowHash(m + M_KEY, v6);
+    store<u32>(m + M_HASH, h);
+    sink += touch(v6, h);
+  }
+}
+
+function secondPass(m: usize): void {
+  if (load<u8>(m + M_VERDICT) == V_DROP) return toDrop(m, load<u8>(m + M_REASON));
+  const fam = load<u8>(m + M_FAMILY);
+  if (fam == FAM_IPV4 || fam == FAM_IPV6) {
+    const v6 = fam == FAM_IPV6;
+    if (load<u8>(m + M_PFLAGS) & PF_FRAGMENT) return fragment(m, v6);
+    const e = lookup(m + M_KEY, load<u32>(m + M_HASH), v6);
+    if (e && !expired(load<u32>(e + (v6 ? FLOW6_KEY : FLOW4_KEY) + FV_EXPIRES))) {
+      return established(m, e, v6);
+    }
+    return miss(m, e, v6);
+  }
+  if (fam == FAM_ARP) return arp(m);
+  return noVip(m);
+}
+
+@inline function dstAddr(m: usize, v6: bool): usize {
+  return m + M_KEY + (v6 ? 16 : 4);
+}
+
+@inline function dstPort(m: usize, v6: bool): u32 {
+  return load<u16>(m + M_KEY + (v6 ? 34 : 10));
+}
+
+/** Sets the flow's flags and idle deadline from what this packet shows. */
+function refresh(v: usize, m: usize): void {
+  const proto = load<u8>(m + M_PROTO);
+  let flags = load<u8>(v + FV_FLAGS);
+  let to: usize;
+  if (proto == IPPROTO_TCP) {
+    const tf = load<u8>(m + M_TCPF);
+    if (tf & (TCP_FIN | TCP_RST)) flags |= <u8>FF_CLOSING;
+    else if (!(tf & TCP_SYN) || (tf & TCP_ACK)) flags |= <u8>FF_ESTABLISHED;
+    to = (flags & FF_CLOSING) ? TO_TCP_CLOSING : (flags & FF_ESTABLISHED) ? TO_TCP : TO_TCP_SYN;
+  } else if (proto == IPPROTO_UDP) {
+    to = TO_UDP;
+  } else if (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6) {
+    to = TO_ICMP;
+  } else {
+    to = TO_OTHER;
+  }
+  store<u8>(v + FV_FLAGS, flags);
+  store<u32>(v + FV_EXPIRES, now + load<u32>(timeouts + to));
+  store<u32>(v + FV_PACKETS, load<u32>(v + FV_PACKETS) + 1);
+}
+
+function established(m: usize, e: usize, v6: bool): void {
+  const v = e + (v6 ? FLOW6_KEY : FLOW4_KEY);
+  const si = <u32>load<u16>(v + FV_SERVICE);
+  const s = services + <usize>si * SVC_SIZE;
+  if (si >= numServices || !(load<u8>(s + SVC_FLAGS) & SVCF_PRESENT)) {
+    remove(e, v6); // its service is gone: decide afresh
+    return miss(m, 0, v6);
+  }
+  const b = <u32>load<u16>(v + FV_BACKEND);
+  const be = backends + <usize>b * BE_SIZE;
+  const len = <u64>load<u16>(m + M_LEN);
+  if (load<u8>(v + FV_FLAGS) & FF_REVERSE) {
+    refresh(v, m);
+    countAdd(serviceCounter(si, SC_PACKETS), 1);
+    countAdd(serviceCounter(si, SC_BYTES), len);
+    backendAdd(b, BC_PACKETS, 1);
+    backendAdd(b, BC_BYTES, len);
+    return natReturn(m, s, load<u8>(v + FV_PORT), v6);
+  }
+  const st = load<u8>(be + BE_STATE);
+  const sameBackend = load<u16>(be + BE_COOKIE) == load<u16>(v + FV_COOKIE);
+  if ((st != BES_ACTIVE && st != BES_DRAINING) || !sameBackend) {
+    if (sameBackend) backendAdd(b, BC_FLOWS_LOST, 1);
+    if (load<u8>(s + SVC_FLAGS) & SVCF_DOWN_RESET) {
+      remove(e, v6);
+      if (load<u8>(m + M_PROTO) == IPPROTO_TCP && !(load<u8>(m + M_TCPF) & TCP_RST)) {
+        return tcpReset(m, v6);
+      }
+      return toDrop(m, DR_BACKEND_DOWN);
+    }
+    count(C_RESELECTED);
+    return newFlow(m, s, si, e, v6);
+  }
+  refresh(v, m);
+  forward(m, s, si, b, be, v6);
+}
+
+function miss(m: usize, e: usize, v6: bool): void {
+  const fam: u32 = v6 ? 6 : 4;
+  const si = findService(fam, dstAddr(m, v6), load<u8>(m + M_PROTO), dstPort(m, v6));
+  if (si >= 0) {
+    if (e) count(C_FLOW_EXPIRED); // the expired entry of this very key is taken over
+    return newFlow(m, services + <usize>si * SVC_SIZE, <u32>si, e, v6);
+  }
+  notService(m, v6);
+}
+
+/** Picks a backend by Maglev and records the flow (reusing entry e of the same key if given). */
+function newFlow(m: usize, s: usize, si: u32, e: usize, v6: bool): void {
+  const key = m + M_KEY;
+  const mh = hashWords(key, v6 ? 10 : 4, MAGLEV_SEED);
+  const b = <u32>load<u16>(<usize>load<u32>(s + SVC_MAGLEV) + <usize>(mh % maglevSize) * 2);
+  if (b == BACKEND_NONE) {
+    if (e) remove(e, v6);
+    count(serviceCounter(si, SC_DROPS));
+    return toDrop(m, DR_NO_BACKEND);
+  }
+  const be = backends + <usize>b * BE_SIZE;
+  const nat = load<u8>(s + SVC_MODE) == MODE_NAT;
+  let np: u32 = 0;
+  if (nat) {
+    np = load<u16>(be + BE_NAT_PORT);
+    if (!np) np = load<u16>(s + SVC_TARGET_PORT);
+    if (!np) np = dstPort(m, v6);
+  }
+  if (!e) e = insert(key, load<u32>(m + M_HASH), v6);
+  if (e) {
+    const v = e + (v6 ? FLOW6_KEY : FLOW4_KEY);
+    store<u8>(v + FV_FLAGS, FF_VALID);
+    store<u8>(v + FV_PORT, load<u8>(m + M_PORT));
+    store<u16>(v + FV_SERVICE, <u16>si);
+    store<u16>(v + FV_BACKEND, <u16>b);
+    store<u16>(v + FV_COOKIE, load<u16>(be + BE_COOKIE));
+    store<u32>(v + FV_PACKETS, 0);
+    refresh(v, m);
+    count(C_FLOW_INSERTS);
+    if (nat && !insertReverse(m, si, b, be, np, v6)) {
+      remove(e, v6);
+      count(C_FLOW_INSERT_FAILED);
+      count(serviceCounter(si, SC_DROPS));
+      return toDrop(m, DR_FLOW_TABLE_FULL);
+    }
+  } else {
+    count(C_FLOW_INSERT_FAILED);
+    // Maglev alone still picks the same backend for the flow's later packets; NAT cannot do without
+    if (nat) {
+      count(serviceCounter(si, SC_DROPS));
+      return toDrop(m, DR_FLOW_TABLE_FULL);
+    }
+    count(C_STATELESS);
+  }
+  count(serviceCounter(si, SC_NEW_FLOWS));
+  backendAdd(b, BC_NEW_FLOWS, 1);
+  forwardTo(m, s, si, b, be, v6, np);
+}
+
+/** The NAT return entry: (backend, backend port) -> (client, client port) finds its way back. */
+function insertReverse(m: usize, si: u32, b: u32, be: usize, np: u32, v6: bool): bool {
+  const k = cuckooScratch + 192;
+  const key = m + M_KEY;
+  if (v6) {
+    memory.copy(k, be + BE_ADDR, 16);
+    memory.copy(k + 16, key, 16);
+    store<u16>(k + 32, <u16>np);
+    store<u16>(k + 34, load<u16>(key + 32));
+    store<u32>(k + 36, load<u32>(key + 36));
+  } else {
+    store<u32>(k, load<u32>(be + BE_ADDR));
+    store<u32>(k + 4, load<u32>(key));
+    store<u16>(k + 8, <u16>np);
+    store<u16>(k + 10, load<u16>(key + 8));
+    store<u32>(k + 12, load<u32>(key + 12));
+  }
+  const h = flowHash(k, v6);
+  let e = lookup(k, h, v6);
+  if (!e) e = insert(k, h, v6);
+  if (!e) return false;
+  const v = e + (v6 ? FLOW6_KEY : FLOW4_KEY);
+  store<u8>(v + FV_FLAGS, FF_VALID | FF_REVERSE);
+  store<u8>(v + FV_PORT, load<u8>(m + M_PORT));
+  store<u16>(v + FV_SERVICE, <u16>si);
+  store<u16>(v + FV_BACKEND, <u16>b);
+  store<u16>(v + FV_COOKIE, load<u16>(be + BE_COOKIE));
+  store<u32>(v + FV_PACKETS, 0);
+  refresh(v, m);
+  return true;
+}
+
+function forward(m: usize, s: usize, si: u32, b: u32, be: usize, v6: bool): void {
+  let np: u32 = 0;
+  if (load<u8>(s + SVC_MODE) == MODE_NAT) {
+    np = load<u16>(be + BE_NAT_PORT);
+    if (!np) np = load<u16>(s + SVC_TARGET_PORT);
+    if (!np) np = dstPort(m, v6);
+  }
+  forwardTo(m, s, si, b, be, v6, np);
+}
+
+function forwardTo(m: usize, s: usize, si: u32, b: u32, be: usize, v6: bool, np: u32): void {
+  const port = <u32>load<u8>(be + BE_PORT);
+  if (!portUp(port)) return toDrop(m, DR_BAD_PORT);
+  const len = <u64>load<u16>(m + M_LEN);
+  countAdd(serviceCounter(si, SC_PACKETS), 1);
+  countAdd(serviceCounter(si, SC_BYTES), len);
+  backendAdd(b, BC_PACKETS, 1);
+  backendAdd(b, BC_BYTES, len);
+  const mode = load<u8>(s + SVC_MODE);
+  if (mode == MODE_DSR) return dsr(m, be, port);
+  if (mode == MODE_NAT) return natForward(m, be, port, v6, np);
+  tunnel(m, s, be, port, v6);
+}
+
+/** Not a service: the appliance's own, a VIP on an unserved port, neighbour discovery, or transit. */
+function notService(m: usize, v6: bool): void {
+  const fam: u32 = v6 ? 6 : 4;
+  const dst = dstAddr(m, v6);
+  if (hasAddress(SIXK_LOCAL, fam, dst)) return toPunt(m, PUNT_LOCAL);
+  const proto = load<u8>(m + M_PROTO);
+  const type = load<u8>(m + M_TCPF);
+  if (hasAddress(SIXK_VIP, fam, dst)) {
+    if ((proto == IPPROTO_ICMP && type == 8) || (proto == IPPROTO_ICMPV6 && type == 128)) {
+      return toPunt(m, PUNT_ICMP_VIP);
+    }
+    return toDrop(m, DR_NO_SERVICE);
+  }
+  if (v6 && proto == IPPROTO_ICMPV6 && type == 135) { // neighbour solicitation: whose address?
+    const a = <usize>load<u32>(m + M_ADDR);
+    const l4 = <u32>load<u16>(m + M_L4);
+    if (l4 + 24 <= <u32>load<u16>(m + M_L3) + <u32>load<u16>(m + M_IPLEN)) {
+      const target = a + l4 + 8;
+      if (hasAddress(SIXK_VIP_ARP, 6, target) || hasAddress(SIXK_LOCAL, 6, target)) {
+        return toPunt(m, PUNT_ND);
+      }
+    }
+  }
+  noVip(m);
+}
+
+function fragment(m: usize, v6: bool): void {
+  const fam: u32 = v6 ? 6 : 4;
+  const dst = dstAddr(m, v6);
+  if (hasAddress(SIXK_LOCAL, fam, dst)) return toPunt(m, PUNT_LOCAL);
+  // ports are not in every fragment, so no fragment could be kept on its flow's backend
+  if (hasAddress(SIXK_VIP, fam, dst)) return toDrop(m, DR_FRAGMENT_TO_VIP);
+  noVip(m);
+}
+
+function arp(m: usize): void {
+  const target = m + M_KEY + 4;
+  if (hasAddress(SIXK_VIP_ARP, 4, target) || hasAddress(SIXK_LOCAL, 4, target)) {
+    return toPunt(m, PUNT_ARP);
+  }
+  noVip(m);
+}
+
+function noVip(m: usize): void {
+  if (cfgFlags & CFGF_NOVIP_FORWARD) {
+    const peer = <u32>load<u8>(portRec(load<u8>(m + M_PORT)) + PORT_PEER);
+    if (portUp(peer)) return toTx(m, <usize>load<u32>(m + M_ADDR), load<u16>(m + M_LEN), peer);
+  }
+  toDrop(m, DR_NO_VIP);
+}
+

@@ -1,0 +1,72 @@
+// Where every frame ends: a tx ring (forwarded, or answered in place), the punt ring (to the host)
+// or the free ring (dropped, with its reason). Each fate counts once, so rx = tx + punt + drop.
+// Rings hold at least as many entries as there are buffers, so a producer never finds one full.
+import {
+  RING_HEAD, RING_MASK, RING_TAIL, RING_ENTRIES, DESC_SIZE, DESC_ADDR, DESC_LEN, DESC_PORT,
+  DESC_REASON, DESC_BUF, C_TX, C_PUNT, C_DROP, C_DROP_BASE, PC_TX_PACKETS, PC_TX_BYTES,
+  PC_DROPS, PC_PUNTS, MAX_PORTS,
+} from "./layout";
+import { M_BUF, M_PORT, M_ADDR, M_LEN } from "./meta";
+import { txRing, puntRing, freeRing } from "./state";
+import { count, countAdd, portCounter } from "./counters";
+
+let txHead: u32 = 0;
+let puntHead: u32 = 0;
+let freeHead: u32 = 0;
+
+export function openRings(): void {
+  txHead = load<u32>(txRing + RING_HEAD);
+  puntHead = load<u32>(puntRing + RING_HEAD);
+  freeHead = load<u32>(freeRing + RING_HEAD);
+}
+
+/** Publishes what this batch produced: one release store per ring. */
+export function closeRings(): void {
+  atomic.store<u32>(txRing + RING_HEAD, txHead);
+  atomic.store<u32>(puntRing + RING_HEAD, puntHead);
+  atomic.store<u32>(freeRing + RING_HEAD, freeHead);
+}
+
+@inline function put(ring: usize, head: u32, m: usize, a: usize, len: u32, port: u32, reason: u32): void {
+  const d = ring + RING_ENTRIES + <usize>(head & load<u32>(ring + RING_MASK)) * DESC_SIZE;
+  store<u32>(d + DESC_ADDR, <u32>a);
+  store<u16>(d + DESC_LEN, <u16>len);
+  store<u8>(d + DESC_PORT, <u8>port);
+  store<u8>(d + DESC_REASON, <u8>reason);
+  store<u32>(d + DESC_BUF, load<u32>(m + M_BUF));
+}
+
+export function toTx(m: usize, a: usize, len: u32, port: u32): void {
+  put(txRing, txHead++, m, a, len, port, 0);
+  count(C_TX);
+  count(portCounter(port, PC_TX_PACKETS));
+  countAdd(portCounter(port, PC_TX_BYTES), len);
+}
+
+export function toPunt(m: usize, reason: u32): void {
+  const port = <u32>load<u8>(m + M_PORT);
+  put(puntRing, puntHead++, m, <usize>load<u32>(m + M_ADDR), load<u16>(m + M_LEN), port, reason);
+  count(C_PUNT);
+  if (port < <u32>MAX_PORTS) count(portCounter(port, PC_PUNTS));
+}
+
+export function toDrop(m: usize, reason: u32): void {
+  const port = <u32>load<u8>(m + M_PORT);
+  put(freeRing, freeHead++, m, <usize>load<u32>(m + M_ADDR), load<u16>(m + M_LEN), port, reason);
+  count(C_DROP);
+  count(C_DROP_BASE + reason);
+  if (port < <u32>MAX_PORTS) count(portCounter(port, PC_DROPS));
+}
+
+/** Frames waiting on the rx ring, and the consumer's position. */
+export function rxPending(rx: usize): u32 {
+  return atomic.load<u32>(rx + RING_HEAD) - load<u32>(rx + RING_TAIL);
+}
+
+export function rxDesc(rx: usize, i: u32): usize {
+  return rx + RING_ENTRIES + <usize>((load<u32>(rx + RING_TAIL) + i) & load<u32>(rx + RING_MASK)) * DESC_SIZE;
+}
+
+export function rxRelease(rx: usize, n: u32): void {
+  atomic.store<u32>(rx + RING_TAIL, load<u32>(rx + RING_TAIL) + n);
+}

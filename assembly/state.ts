@@ -1,0 +1,79 @@
+// The engine's view of its memory: region addresses copied once from the control block at init,
+// and the config copy chosen once per batch. Globals, so the packet path reads no indirection.
+import {
+  CB_RX_RING, CB_TX_RING, CB_PUNT_RING, CB_FREE_RING, CB_COUNTERS, CB_BACKEND_COUNTERS,
+  CB_FLOW4_BASE, CB_FLOW4_BUCKETS, CB_FLOW6_BASE, CB_FLOW6_BUCKETS, CB_CONFIG0, CB_CONFIG1,
+  CB_SCRATCH, CB_BUF_BASE, CB_BUF_SIZE, CB_NOW_MS, CB_CONFIG_GEN, CB_ACK_GEN, CB_FLOW_SEED, CFG_FLAGS, CFG_SVC_INDEX,
+  CFG_SVC_INDEX_MASK, CFG_SERVICES, CFG_BACKENDS, CFG_PORTS, CFG_MAGLEV_SIZE, CFG_TIMEOUTS, CFG_NUM_SERVICES,
+  MAX_BATCH, META_SIZE,
+} from "./layout";
+
+export let cb: usize = 0;
+export let rxRing: usize = 0;
+export let txRing: usize = 0;
+export let puntRing: usize = 0;
+export let freeRing: usize = 0;
+export let counters: usize = 0;
+export let backendCounters: usize = 0; // address of backend 0's first counter
+export let flow4: usize = 0;
+export let flow4Mask: u32 = 0;
+export let flow6: usize = 0;
+export let flow6Mask: u32 = 0;
+export let flowSeed: u32 = 0;
+export let bufBase: usize = 0;
+export let bufSize: usize = 0;
+export let meta: usize = 0; // MAX_BATCH * META_SIZE bytes
+export let cuckooScratch: usize = 0; // one 64-byte entry + the kick path
+
+// per batch
+export let now: u32 = 0;
+export let cfg: usize = 0;
+export let cfgFlags: u32 = 0;
+export let svcIndex: usize = 0;
+export let svcIndexMask: u32 = 0;
+export let services: usize = 0;
+export let backends: usize = 0;
+export let ports: usize = 0;
+export let maglevSize: u32 = 0;
+export let timeouts: usize = 0;
+export let numServices: u32 = 0;
+
+export function loadLayout(base: usize): void {
+  cb = base;
+  rxRing = <usize>load<u32>(base + CB_RX_RING);
+  txRing = <usize>load<u32>(base + CB_TX_RING);
+  puntRing = <usize>load<u32>(base + CB_PUNT_RING);
+  freeRing = <usize>load<u32>(base + CB_FREE_RING);
+  counters = <usize>load<u32>(base + CB_COUNTERS);
+  backendCounters = counters + (<usize>load<u32>(base + CB_BACKEND_COUNTERS) << 3);
+  flow4 = <usize>load<u32>(base + CB_FLOW4_BASE);
+  flow4Mask = load<u32>(base + CB_FLOW4_BUCKETS) - 1;
+  flow6 = <usize>load<u32>(base + CB_FLOW6_BASE);
+  flow6Mask = load<u32>(base + CB_FLOW6_BUCKETS) - 1;
+  flowSeed = load<u32>(base + CB_FLOW_SEED);
+  bufBase = <usize>load<u32>(base + CB_BUF_BASE);
+  bufSize = <usize>load<u32>(base + CB_BUF_SIZE);
+  meta = <usize>load<u32>(base + CB_SCRATCH);
+  cuckooScratch = meta + MAX_BATCH * META_SIZE;
+}
+
+/** Reads the clock and the live config generation: once per batch, so a batch sees one config. */
+export function beginBatch(): void {
+  now = atomic.load<u32>(cb + CB_NOW_MS);
+  const gen = atomic.load<u32>(cb + CB_CONFIG_GEN);
+  selectConfig(<usize>load<u32>(cb + ((gen & 1) ? CB_CONFIG1 : CB_CONFIG0)));
+  atomic.store<u32>(cb + CB_ACK_GEN, gen);
+}
+
+export function selectConfig(copy: usize): void {
+  cfg = copy;
+  cfgFlags = load<u32>(copy + CFG_FLAGS);
+  svcIndex = <usize>load<u32>(copy + CFG_SVC_INDEX);
+  svcIndexMask = load<u32>(copy + CFG_SVC_INDEX_MASK);
+  services = <usize>load<u32>(copy + CFG_SERVICES);
+  backends = <usize>load<u32>(copy + CFG_BACKENDS);
+  ports = <usize>load<u32>(copy + CFG_PORTS);
+  maglevSize = load<u32>(copy + CFG_MAGLEV_SIZE);
+  timeouts = copy + CFG_TIMEOUTS;
+  numServices = load<u32>(copy + CFG_NUM_SERVICES);
+}

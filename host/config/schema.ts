@@ -1,0 +1,152 @@
+// The appliance's configuration as operators write it (JSON), and the normalised form every
+// subsystem reads after validation: defaults filled in, addresses parsed, references resolved.
+// One config drives everything; later subsystems add their own sections here.
+
+export type ForwardingMode = "dsr" | "nat" | "tunnel";
+export type Protocol = "tcp" | "udp";
+export type BackendState = "active" | "draining" | "down";
+
+/** As written by the operator. Every field not marked required has a default. */
+export interface ConfigInput {
+  system?: { hostname?: string };
+  ports: PortInput[];
+  dataplane?: {
+    flows?: { ipv4?: number; ipv6?: number };
+    timeouts?: Partial<Timeouts>;
+    noVip?: "forward" | "drop";
+    maglevSize?: number;
+    limits?: { services?: number; backends?: number };
+    buffers?: { count?: number; size?: number };
+  };
+  backends?: BackendInput[];
+  services?: ServiceInput[];
+}
+
+export interface PortInput {
+  name: string;
+  mac: string;
+  mtu?: number;
+  ipv4?: string;
+  ipv6?: string;
+  /** Where traffic for no VIP goes at L2 when dataplane.noVip is "forward". */
+  peer?: string;
+  /** Next hop for traffic the appliance sends back out of this port (NAT replies). */
+  gatewayMac?: string;
+}
+
+export interface BackendInput {
+  name: string;
+  address: string;
+  mac: string;
+  /** The board port the backend is reached through. */
+  via: string;
+  /** NAT: the backend's own port, overriding the service's targetPort. */
+  natPort?: number;
+  state?: BackendState;
+}
+
+export interface ServiceInput {
+  name: string;
+  vip: string;
+  protocol: Protocol;
+  /** 0: every port. */
+  port: number;
+  mode: ForwardingMode;
+  /** NAT: the port the backends listen on (default: the client's destination port). */
+  targetPort?: number;
+  backends: (string | { name: string; weight?: number })[];
+  /** What happens to flows of a backend that goes down: re-selected, or reset. */
+  onBackendDown?: "reselect" | "reset";
+  /** Answer ARP / neighbour solicitations for the VIP (off for DSR pools where a router owns it). */
+  arp?: boolean;
+  tunnel?: { encap?: "ipip" | "gue"; source4?: string; source6?: string; guePort?: number };
+}
+
+/** Idle timeouts in seconds. */
+export interface Timeouts {
+  tcp: number;
+  tcpSyn: number;
+  tcpClosing: number;
+  udp: number;
+  icmp: number;
+  other: number;
+}
+
+export interface Address {
+  family: 4 | 6;
+  bytes: Uint8Array;
+  text: string;
+}
+
+export interface Port {
+  index: number;
+  name: string;
+  mac: Uint8Array;
+  mtu: number;
+  ipv4?: Address;
+  ipv6?: Address;
+  peer?: number;
+  gatewayMac?: Uint8Array;
+}
+
+export interface Backend {
+  name: string;
+  address: Address;
+  mac: Uint8Array;
+  via: number;
+  natPort: number;
+  state: BackendState;
+}
+
+export interface Service {
+  name: string;
+  vip: Address;
+  protocol: Protocol;
+  port: number;
+  mode: ForwardingMode;
+  targetPort: number;
+  backends: { name: string; weight: number }[];
+  onBackendDown: "reselect" | "reset";
+  arp: boolean;
+  tunnel: { encap: "ipip" | "gue"; source4?: Address; source6?: Address; guePort: number };
+}
+
+/** Sizes fixed at boot: changing them needs a restart of the engines. */
+export interface DataplaneSizes {
+  ipv4Flows: number;
+  ipv6Flows: number;
+  maglevSize: number;
+  maxServices: number;
+  maxBackends: number;
+  bufferCount: number;
+  bufferSize: number;
+}
+
+export interface Config {
+  hostname: string;
+  ports: Port[];
+  sizes: DataplaneSizes;
+  timeouts: Timeouts;
+  noVip: "forward" | "drop";
+  backends: Backend[];
+  services: Service[];
+}
+
+export const DEFAULT_TIMEOUTS: Timeouts = {
+  tcp: 900, // like LVS: idle SSH sessions survive a coffee break
+  tcpSyn: 30, // a SYN that is never followed by more: floods age out fast
+  tcpClosing: 10, // after FIN or RST: the last ACKs still find their way
+  udp: 60,
+  icmp: 10,
+  other: 60,
+};
+
+export const DEFAULT_SIZES: DataplaneSizes = {
+  ipv4Flows: 1 << 20,
+  ipv6Flows: 1 << 16,
+  maglevSize: 65537,
+  maxServices: 64,
+  maxBackends: 1024,
+  bufferCount: 4096,
+  bufferSize: 2048,
+};

@@ -1,0 +1,275 @@
+// Validation: turns what an operator wrote into a Config, or into a list of errors that each name
+// the path, the value found and the form expected. Nothing is applied unless all of it is valid.
+import { parseIP, parseMac } from "../net/frame.js";
+import { isPrime } from "../engine/maglev.js";
+import { MAX_PORTS, BACKEND_NONE, HEADROOM, TAILROOM } from "../../assembly/layout.js";
+import {
+  type Address, type Backend, type Config, type ConfigInput, type Port, type Service,
+  type Timeouts, DEFAULT_SIZES, DEFAULT_TIMEOUTS,
+} from "./schema.js";
+
+export interface ConfigError {
+  path: string;
+  value: unknown;
+  expected: string;
+}
+
+export function formatError(e: ConfigError): string {
+  const shown = e.value === undefined ? "missing" : JSON.stringify(e.value);
+  return `${e.path}: ${shown}: expected ${e.expected}`;
+}
+
+export type Validation = { ok: true; config: Config } | { ok: false; errors: ConfigError[] };
+
+const NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,31}$/;
+const NAME_FORM = "a name of 1-32 letters, digits, '_', '.', '-', starting with a letter";
+const MAX_FLOWS = 1 << 26; // 64M flows: the table must still fit a 4 GiB wasm memory
+
+class Checker {
+  errors: ConfigError[] = [];
+
+  fail(path: string, value: unknown, expected: string): undefined {
+    this.errors.push({ path, value, expected });
+    return undefined;
+  }
+
+  object(path: string, v: unknown, keys: readonly string[]): Record<string, unknown> | undefined {
+    if (typeof v !== "object" || v === null || Array.isArray(v)) return this.fail(path, v, "an object");
+    for (const k of Object.keys(v)) {
+      if (!keys.includes(k)) this.fail(`${path}.${k}`, (v as Record<string, unknown>)[k], `one of the keys ${keys.join(", ")} (unknown key)`);
+    }
+    return v as Record<string, unknown>;
+  }
+
+  array(path: string, v: unknown): unknown[] | undefined {
+    if (v === undefined) return [];
+    if (!Array.isArray(v)) return this.fail(path, v, "a list");
+    return v;
+  }
+
+  int(path: string, v: unknown, def: number | undefined, min: number, max: number): number | undefined {
+    if (v === undefined) {
+      if (def === undefined) return this.fail(path, v, `a whole number from ${min} to ${max}`);
+      return def;
+    }
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+      return this.fail(path, v, `a whole number from ${min} to ${max}`);
+    }
+    return v;
+  }
+
+  oneOf<T extends string>(path: string, v: unknown, def: T | undefined, options: readonly T[]): T | undefined {
+    if (v === undefined && def !== undefined) return def;
+    if (typeof v !== "string" || !options.includes(v as T)) return this.fail(path, v, `one of ${options.join(", ")}`);
+    return v as T;
+  }
+
+  name(path: string, v: unknown): string | undefined {
+    if (typeof v !== "string" || !NAME.test(v)) return this.fail(path, v, NAME_FORM);
+    return v;
+  }
+
+  mac(path: string, v: unknown): Uint8Array | undefined {
+    try {
+      if (typeof v !== "string") throw new Error();
+      const m = parseMac(v);
+      if (m[0] & 1) return this.fail(path, v, "a unicast MAC address (the first octet is even)");
+      return m;
+    } catch {
+      return this.fail(path, v, "a MAC address like 02:00:00:00:00:01");
+    }
+  }
+
+  address(path: string, v: unknown, family?: 4 | 6): Address | undefined {
+    const form = family === 4 ? "an IPv4 address" : family === 6 ? "an IPv6 address" : "an IPv4 or IPv6 address";
+    if (typeof v !== "string") return this.fail(path, v, form);
+    try {
+      const a = parseIP(v);
+      if (family && a.family !== family) return this.fail(path, v, form);
+      if (a.bytes.every((b) => b === 0)) return this.fail(path, v, `${form} other than the unspecified address`);
+      return { family: a.family, bytes: a.bytes, text: v };
+    } catch {
+      return this.fail(path, v, form);
+    }
+  }
+
+  bool(path: string, v: unknown, def: boolean): boolean {
+    if (v === undefined) return def;
+    if (typeof v !== "boolean") this.fail(path, v, "true or false");
+    return v === true;
+  }
+}
+
+export function validate(input: unknown): Validation {
+  const c = new Checker();
+  const root = c.object("config", input, ["system", "ports", "dataplane", "backends", "services"]);
+  if (!root) return { ok: false, errors: c.errors };
+
+  const system = root.system === undefined ? {} : c.object("system", root.system, ["hostname"]) ?? {};
+  const hostname = system.hostname === undefined ? "flowswitch" : c.name("system.hostname", system.hostname) ?? "";
+
+  const dp = root.dataplane === undefined ? {} : c.object("dataplane", root.dataplane, ["flows", "timeouts", "noVip", "maglevSize", "limits", "buffers"]) ?? {};
+  const flows = dp.flows === undefined ? {} : c.object("dataplane.flows", dp.flows, ["ipv4", "ipv6"]) ?? {};
+  const limits = dp.limits === undefined ? {} : c.object("dataplane.limits", dp.limits, ["services", "backends"]) ?? {};
+  const buffers = dp.buffers === undefined ? {} : c.object("dataplane.buffers", dp.buffers, ["count", "size"]) ?? {};
+  const D = DEFAULT_SIZES;
+  const sizes = {
+    ipv4Flows: c.int("dataplane.flows.ipv4", flows.ipv4, D.ipv4Flows, 16, MAX_FLOWS) ?? 0,
+    ipv6Flows: c.int("dataplane.flows.ipv6", flows.ipv6, D.ipv6Flows, 16, MAX_FLOWS) ?? 0,
+    maglevSize: c.int("dataplane.maglevSize", dp.maglevSize, D.maglevSize, 3, 1_000_003) ?? 0,
+    maxServices: c.int("dataplane.limits.services", limits.services, D.maxServices, 1, 4096) ?? 0,
+    maxBackends: c.int("dataplane.limits.backends", limits.backends, D.maxBackends, 1, BACKEND_NONE) ?? 0,
+    bufferCount: c.int("dataplane.buffers.count", buffers.count, D.bufferCount, 64, 1 << 20) ?? 0,
+    bufferSize: c.int("dataplane.buffers.size", buffers.size, D.bufferSize, 256, 16384) ?? 0,
+  };
+  if (sizes.maglevSize && !isPrime(sizes.maglevSize)) c.fail("dataplane.maglevSize", sizes.maglevSize, "a prime number, such as 65537");
+  if (sizes.bufferSize % 64) c.fail("dataplane.buffers.size", sizes.bufferSize, "a multiple of 64");
+
+  const to = dp.timeouts === undefined ? {} : c.object("dataplane.timeouts", dp.timeouts, Object.keys(DEFAULT_TIMEOUTS)) ?? {};
+  const timeouts = {} as Timeouts;
+  for (const k of Object.keys(DEFAULT_TIMEOUTS) as (keyof Timeouts)[]) {
+    timeouts[k] = c.int(`dataplane.timeouts.${k}`, to[k], DEFAULT_TIMEOUTS[k], 1, 86400 * 7) ?? 0;
+  }
+  const noVip = c.oneOf("dataplane.noVip", dp.noVip, "forward", ["forward", "drop"] as const) ?? "drop";
+
+  // ports
+  const ports: Port[] = [];
+  const portIn = c.array("ports", root.ports) ?? [];
+  if (portIn.length === 0) c.fail("ports", root.ports, "at least one port");
+  if (portIn.length > MAX_PORTS) c.fail("ports", portIn.length, `at most ${MAX_PORTS} ports`);
+  const portByName = new Map<string, number>();
+  portIn.forEach((p, i) => {
+    const path = `ports[${i}]`;
+    const o = c.object(path, p, ["name", "mac", "mtu", "ipv4", "ipv6", "peer", "gatewayMac"]);
+    if (!o) return;
+    const name = c.name(`${path}.name`, o.name);
+    if (name && portByName.has(name)) c.fail(`${path}.name`, name, "a name no other port has");
+    if (name) portByName.set(name, i);
+    ports.push({
+      index: i,
+      name: name ?? "",
+      mac: c.mac(`${path}.mac`, o.mac) ?? new Uint8Array(6),
+      mtu: c.int(`${path}.mtu`, o.mtu, 1500, 576, 9000) ?? 1500,
+      ipv4: o.ipv4 === undefined ? undefined : c.address(`${path}.ipv4`, o.ipv4, 4),
+      ipv6: o.ipv6 === undefined ? undefined : c.address(`${path}.ipv6`, o.ipv6, 6),
+      gatewayMac: o.gatewayMac === undefined ? undefined : c.mac(`${path}.gatewayMac`, o.gatewayMac),
+    });
+  });
+  portIn.forEach((p, i) => {
+    const peer = (p as { peer?: unknown })?.peer;
+    if (peer === undefined || !ports[i]) return;
+    const idx = typeof peer === "string" ? portByName.get(peer) : undefined;
+    if (idx === undefined || idx === i) c.fail(`ports[${i}].peer`, peer, "the name of another port");
+    else ports[i].peer = idx;
+  });
+  if (ports.length === 2 && ports.every((p) => p.peer === undefined)) {
+    ports[0].peer = 1; // two ports: a wire through the box, unless said otherwise
+    ports[1].peer = 0;
+  }
+  const maxFrame = sizes.bufferSize - HEADROOM - TAILROOM;
+  for (const p of ports) {
+    if (p.mtu + 14 + 8 > maxFrame) c.fail(`ports[${p.index}].mtu`, p.mtu, `at most ${maxFrame - 22} with buffers of ${sizes.bufferSize} bytes (raise dataplane.buffers.size)`);
+  }
+
+  // backends
+  const backends: Backend[] = [];
+  const beByName = new Map<string, Backend>();
+  (c.array("backends", root.backends) ?? []).forEach((b, i) => {
+    const path = `backends[${i}]`;
+    const o = c.object(path, b, ["name", "address", "mac", "via", "natPort", "state"]);
+    if (!o) return;
+    const name = c.name(`${path}.name`, o.name);
+    if (name && beByName.has(name)) c.fail(`${path}.name`, name, "a name no other backend has");
+    const via = typeof o.via === "string" ? portByName.get(o.via) : undefined;
+    if (via === undefined) c.fail(`${path}.via`, o.via, `the name of a port (${[...portByName.keys()].join(", ")})`);
+    const be: Backend = {
+      name: name ?? "",
+      address: c.address(`${path}.address`, o.address) ?? { family: 4, bytes: new Uint8Array(4), text: "" },
+      mac: c.mac(`${path}.mac`, o.mac) ?? new Uint8Array(6),
+      via: via ?? 0,
+      natPort: c.int(`${path}.natPort`, o.natPort, 0, 1, 65535) ?? 0,
+      state: c.oneOf(`${path}.state`, o.state, "active", ["active", "draining", "down"] as const) ?? "active",
+    };
+    backends.push(be);
+    if (name) beByName.set(name, be);
+  });
+  if (backends.length > sizes.maxBackends) c.fail("backends", backends.length, `at most ${sizes.maxBackends} backends (dataplane.limits.backends)`);
+
+  // services
+  const services: Service[] = [];
+  const svcNames = new Set<string>();
+  const svcKeys = new Map<string, string>();
+  (c.array("services", root.services) ?? []).forEach((s, i) => {
+    const path = `services[${i}]`;
+    const o = c.object(path, s, ["name", "vip", "protocol", "port", "mode", "targetPort", "backends", "onBackendDown", "arp", "tunnel"]);
+    if (!o) return;
+    const name = c.name(`${path}.name`, o.name);
+    if (name && svcNames.has(name)) c.fail(`${path}.name`, name, "a name no other service has");
+    if (name) svcNames.add(name);
+    const vip = c.address(`${path}.vip`, o.vip);
+    const protocol = c.oneOf(`${path}.protocol`, o.protocol, undefined, ["tcp", "udp"] as const);
+    const port = c.int(`${path}.port`, o.port, undefined, 0, 65535);
+    const mode = c.oneOf(`${path}.mode`, o.mode, undefined, ["dsr", "nat", "tunnel"] as const);
+    const targetPort = c.int(`${path}.targetPort`, o.targetPort, 0, 1, 65535) ?? 0;
+    if (port === 0 && targetPort) c.fail(`${path}.targetPort`, targetPort, "no targetPort on an every-port service (port 0)");
+    if (vip && protocol && port !== undefined) {
+      const key = `${vip.text}/${protocol}/${port}`;
+      const other = svcKeys.get(key);
+      if (other !== undefined) c.fail(`${path}.port`, port, `a VIP, protocol and port no other service has (service ${other} has them)`);
+      svcKeys.set(key, name ?? "");
+    }
+    const members: { name: string; weight: number }[] = [];
+    const seen = new Set<string>();
+    (c.array(`${path}.backends`, o.backends) ?? []).forEach((m, j) => {
+      const mp = `${path}.backends[${j}]`;
+      const mo = typeof m === "string" ? { name: m } : c.object(mp, m, ["name", "weight"]);
+      if (!mo) return;
+      const be = typeof mo.name === "string" ? beByName.get(mo.name) : undefined;
+      if (!be) return c.fail(`${mp}.name`, mo.name, `the name of a backend (${[...beByName.keys()].join(", ") || "none defined"})`);
+      if (seen.has(be.name)) return c.fail(`${mp}.name`, be.name, "each backend once per service");
+      seen.add(be.name);
+      const weight = c.int(`${mp}.weight`, mo.weight, 1, 0, 1000) ?? 1;
+      if (vip && mode === "nat" && be.address.family !== vip.family) {
+        c.fail(`${mp}.name`, be.name, `a backend of the VIP's family (IPv${vip.family}) for NAT: ${be.name} is ${be.address.text}`);
+      }
+      members.push({ name: be.name, weight });
+    });
+    const t = o.tunnel === undefined ? {} : c.object(`${path}.tunnel`, o.tunnel, ["encap", "source4", "source6", "guePort"]) ?? {};
+    const tunnel = {
+      encap: c.oneOf(`${path}.tunnel.encap`, t.encap, "ipip", ["ipip", "gue"] as const) ?? "ipip",
+      source4: t.source4 === undefined ? undefined : c.address(`${path}.tunnel.source4`, t.source4, 4),
+      source6: t.source6 === undefined ? undefined : c.address(`${path}.tunnel.source6`, t.source6, 6),
+      guePort: c.int(`${path}.tunnel.guePort`, t.guePort, 6080, 1, 65535) ?? 6080,
+    };
+    if (mode === "tunnel") {
+      for (const m of members) {
+        const fam = beByName.get(m.name)?.address.family;
+        if (fam === 4 && !tunnel.source4) c.fail(`${path}.tunnel.source4`, undefined, `an IPv4 source address: backend ${m.name} is reached over IPv4`);
+        if (fam === 6 && !tunnel.source6) c.fail(`${path}.tunnel.source6`, undefined, `an IPv6 source address: backend ${m.name} is reached over IPv6`);
+      }
+    }
+    services.push({
+      name: name ?? "",
+      vip: vip ?? { family: 4, bytes: new Uint8Array(4), text: "" },
+      protocol: protocol ?? "tcp",
+      port: port ?? 0,
+      mode: mode ?? "dsr",
+      targetPort,
+      backends: members,
+      onBackendDown: c.oneOf(`${path}.onBackendDown`, o.onBackendDown, "reselect", ["reselect", "reset"] as const) ?? "reselect",
+      arp: c.bool(`${path}.arp`, o.arp, true),
+      tunnel,
+    });
+  });
+  if (services.length > sizes.maxServices) c.fail("services", services.length, `at most ${sizes.maxServices} services (dataplane.limits.services)`);
+
+  if (c.errors.length) return { ok: false, errors: c.errors };
+  return { ok: true, config: { hostname, ports, sizes, timeouts, noVip, backends, services } };
+}
+
+/** Validates or throws one Error listing every problem: for tools that cannot go on without a config. */
+export function validateOrThrow(input: unknown): Config {
+  const v = validate(input);
+  if (!v.ok) throw new Error(`invalid configuration:\n  ${v.errors.map(formatError).join("\n  ")}`);
+  return v.config;
+}

@@ -1,0 +1,104 @@
+// Names for the data plane's counters, and a snapshot read from an engine's memory in place (the
+// engine keeps counting). Drop-reason names come from layout.ts, so a new reason needs no edit here.
+import * as L from "../../assembly/layout.js";
+import type { Config } from "../config/schema.js";
+import type { RegionPlan } from "./memory-plan.js";
+import type { Slots } from "./program.js";
+
+/** drop reason number -> name, e.g. 16 -> "no_vip". */
+export const DROP_REASON_NAMES: readonly string[] = (() => {
+  const names: string[] = [];
+  for (const [k, v] of Object.entries(L)) {
+    if (k.startsWith("DR_") && typeof v === "number") names[v] = k.slice(3).toLowerCase();
+  }
+  return names;
+})();
+
+export interface PortCounters {
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  drops: number;
+  punts: number;
+}
+
+export interface TrafficCounters {
+  packets: number;
+  bytes: number;
+  newFlows: number;
+}
+
+export interface CounterSnapshot {
+  rx: number;
+  tx: number;
+  punt: number;
+  drop: number;
+  drops: Record<string, number>;
+  flows: {
+    ipv4: number;
+    ipv6: number;
+    inserts: number;
+    insertFailed: number;
+    expired: number;
+    cuckooMoves: number;
+    reselected: number;
+    stateless: number;
+  };
+  icmpSent: number;
+  tcpResetsSent: number;
+  ipv4Options: number;
+  batches: number;
+  ports: Record<string, PortCounters>;
+  services: Record<string, TrafficCounters & { drops: number }>;
+  backends: Record<string, TrafficCounters & { flowsLost: number }>;
+}
+
+export function readCounters(mem: ArrayBufferLike, plan: RegionPlan, config: Config, slots: Slots): CounterSnapshot {
+  const words = new BigUint64Array(mem, plan.counters, plan.counterWords);
+  const c = (i: number): number => Number(words[i]);
+  const drops: Record<string, number> = {};
+  for (let r = 1; r < L.DROP_REASONS; r++) {
+    const n = c(L.C_DROP_BASE + r);
+    if (n) drops[DROP_REASON_NAMES[r] ?? `reason_${r}`] = n;
+  }
+  const ports: Record<string, PortCounters> = {};
+  for (const p of config.ports) {
+    const b = L.C_PORT_BASE + p.index * L.PORT_COUNTER_WORDS;
+    ports[p.name] = {
+      rxPackets: c(b + L.PC_RX_PACKETS), rxBytes: c(b + L.PC_RX_BYTES),
+      txPackets: c(b + L.PC_TX_PACKETS), txBytes: c(b + L.PC_TX_BYTES),
+      drops: c(b + L.PC_DROPS), punts: c(b + L.PC_PUNTS),
+    };
+  }
+  const services: CounterSnapshot["services"] = {};
+  for (const s of config.services) {
+    const slot = slots.services.slot(s.name);
+    if (slot === undefined) continue;
+    const b = L.C_SERVICE_BASE + slot * L.SERVICE_COUNTER_WORDS;
+    services[s.name] = { packets: c(b + L.SC_PACKETS), bytes: c(b + L.SC_BYTES), newFlows: c(b + L.SC_NEW_FLOWS), drops: c(b + L.SC_DROPS) };
+  }
+  const backends: CounterSnapshot["backends"] = {};
+  for (const be of config.backends) {
+    const slot = slots.backends.slot(be.name);
+    if (slot === undefined) continue;
+    const b = plan.backendCounterIndex + slot * L.BACKEND_COUNTER_WORDS;
+    backends[be.name] = { packets: c(b + L.BC_PACKETS), bytes: c(b + L.BC_BYTES), newFlows: c(b + L.BC_NEW_FLOWS), flowsLost: c(b + L.BC_FLOWS_LOST) };
+  }
+  return {
+    rx: c(L.C_RX), tx: c(L.C_TX), punt: c(L.C_PUNT), drop: c(L.C_DROP), drops,
+    flows: {
+      ipv4: c(L.C_FLOWS4), ipv6: c(L.C_FLOWS6), inserts: c(L.C_FLOW_INSERTS),
+      insertFailed: c(L.C_FLOW_INSERT_FAILED), expired: c(L.C_FLOW_EXPIRED),
+      cuckooMoves: c(L.C_FLOW_CUCKOO_MOVES), reselected: c(L.C_RESELECTED), stateless: c(L.C_STATELESS),
+    },
+    icmpSent: c(L.C_ICMP_SENT), tcpResetsSent: c(L.C_TCP_RST_SENT), ipv4Options: c(L.C_IPV4_OPTIONS),
+    batches: c(L.C_BATCHES), ports, services, backends,
+  };
+}
+
+/** The identity every engine keeps: each frame taken in ended exactly once. */
+export function fateIdentityHolds(c: CounterSnapshot): boolean {
+  const reasons = Object.values(c.drops).reduce((a, b) => a + b, 0);
+  return c.rx === c.tx + c.punt + c.drop && c.drop === reasons;
+}

@@ -1,0 +1,127 @@
+// Writes a Config into the inactive config copy of an engine's memory: port, service and backend
+// records and one Maglev table per service. The engine then derives its service index from them
+// (prepareConfig) and the host flips the generation; a batch in flight keeps the copy it started on.
+import * as L from "../../assembly/layout.js";
+import type { Config, Service } from "../config/schema.js";
+import type { RegionPlan } from "./memory-plan.js";
+import { buildMaglev } from "./maglev.js";
+import { SlotBook } from "./slots.js";
+
+const PROTO = { tcp: 6, udp: 17 } as const;
+const MODE = { dsr: L.MODE_DSR, nat: L.MODE_NAT, tunnel: L.MODE_TUNNEL } as const;
+const STATE = { active: L.BES_ACTIVE, draining: L.BES_DRAINING, down: L.BES_DOWN } as const;
+
+/** Slot numbers shared by every engine of a box, so that their tables agree. */
+export interface Slots {
+  services: SlotBook;
+  backends: SlotBook;
+}
+
+export function newSlots(maxServices: number, maxBackends: number): Slots {
+  return { services: new SlotBook(maxServices), backends: new SlotBook(maxBackends) };
+}
+
+/** Assigns slots for a config's services and backends (once per commit, for all engines). */
+export function assignSlots(slots: Slots, config: Config, nowMs: number): void {
+  slots.services.assign(config.services.map((s) => s.name), nowMs);
+  slots.backends.assign(config.backends.map((b) => b.name), nowMs);
+}
+
+/** Maglev tables by service name, in backend slot numbers; computed once, copied to every engine. */
+export function maglevTables(config: Config, slots: Slots): Map<string, Uint16Array> {
+  const tables = new Map<string, Uint16Array>();
+  const byName = new Map(config.backends.map((b) => [b.name, b]));
+  for (const s of config.services) tables.set(s.name, serviceTable(s, byName, slots, config.sizes.maglevSize));
+  return tables;
+}
+
+function serviceTable(s: Service, byName: Map<string, Config["backends"][number]>, slots: Slots, size: number): Uint16Array {
+  // only active backends take new flows; draining and down ones keep (or lose) their flows elsewhere
+  const members = s.backends.map((m) => ({
+    id: m.name,
+    weight: byName.get(m.name)?.state === "active" ? m.weight : 0,
+    slot: slots.backends.slot(m.name) ?? L.BACKEND_NONE,
+  }));
+  const table = buildMaglev(members, size);
+  for (let i = 0; i < table.length; i++) {
+    if (table[i] !== L.BACKEND_NONE) table[i] = members[table[i]].slot;
+  }
+  return table;
+}
+
+/** Writes the whole copy `which` (0 or 1). */
+export function writeConfigCopy(
+  mem: ArrayBufferLike, plan: RegionPlan, which: 0 | 1, config: Config, slots: Slots,
+  tables: Map<string, Uint16Array>,
+): number {
+  const base = plan.config[which];
+  const cl = plan.configLayout;
+  const u8 = new Uint8Array(mem, base, cl.bytes);
+  const dv = new DataView(mem, base, cl.bytes);
+  u8.fill(0);
+  const abs = (off: number): number => base + off;
+
+  dv.setUint32(L.CFG_FLAGS, config.noVip === "forward" ? L.CFGF_NOVIP_FORWARD : 0, true);
+  dv.setUint32(L.CFG_SVC_INDEX, abs(cl.svcIndex), true);
+  dv.setUint32(L.CFG_SVC_INDEX_MASK, cl.svcIndexSlots - 1, true);
+  dv.setUint32(L.CFG_SERVICES, abs(cl.services), true);
+  dv.setUint32(L.CFG_BACKENDS, abs(cl.backends), true);
+  dv.setUint32(L.CFG_PORTS, abs(cl.ports), true);
+  dv.setUint32(L.CFG_MAGLEV, abs(cl.maglev), true);
+  dv.setUint32(L.CFG_MAGLEV_SIZE, cl.maglevSize, true);
+  dv.setUint32(L.CFG_NUM_SERVICES, slots.services.extent, true);
+  const t = config.timeouts;
+  const ms = (s: number): number => s * 1000;
+  dv.setUint32(L.CFG_TIMEOUTS + L.TO_TCP, ms(t.tcp), true);
+  dv.setUint32(L.CFG_TIMEOUTS + L.TO_TCP_SYN, ms(t.tcpSyn), true);
+  dv.setUint32(L.CFG_TIMEOUTS + L.TO_TCP_CLOSING, ms(t.tcpClosing), true);
+  dv.setUint32(L.CFG_TIMEOUTS + L.TO_UDP, ms(t.udp), true);
+  dv.setUint32(L.CFG_TIMEOUTS + L.TO_ICMP, ms(t.icmp), true);
+  dv.setUint32(L.CFG_TIMEOUTS + L.TO_OTHER, ms(t.other), true);
+
+  for (const p of config.ports) {
+    const r = cl.ports + p.index * L.PORT_SIZE;
+    dv.setUint8(r + L.PORT_FLAGS, L.PORTF_PRESENT | (p.gatewayMac ? L.PORTF_GW_KNOWN : 0));
+    dv.setUint8(r + L.PORT_PEER, p.peer ?? L.PORT_NONE);
+    dv.setUint16(r + L.PORT_MTU, p.mtu, true);
+    u8.set(p.mac, r + L.PORT_MAC);
+    if (p.gatewayMac) u8.set(p.gatewayMac, r + L.PORT_GW_MAC);
+    if (p.ipv4) u8.set(p.ipv4.bytes, r + L.PORT_IPV4);
+    if (p.ipv6) u8.set(p.ipv6.bytes, r + L.PORT_IPV6);
+  }
+
+  for (const b of config.backends) {
+    const slot = slots.backends.slot(b.name)!;
+    const r = cl.backends + slot * L.BE_SIZE;
+    dv.setUint8(r + L.BE_STATE, STATE[b.state]);
+    dv.setUint8(r + L.BE_FAMILY, b.address.family);
+    dv.setUint8(r + L.BE_PORT, b.via);
+    dv.setUint16(r + L.BE_COOKIE, slots.backends.cookie(slot), true);
+    dv.setUint16(r + L.BE_NAT_PORT, b.natPort, false); // network order: the engine compares raw
+    u8.set(b.mac, r + L.BE_MAC);
+    u8.set(b.address.bytes, r + L.BE_ADDR);
+  }
+
+  const tableStride = Math.ceil((cl.maglevSize * 2) / 64) * 64;
+  for (const s of config.services) {
+    const slot = slots.services.slot(s.name)!;
+    const r = cl.services + slot * L.SVC_SIZE;
+    const flags = L.SVCF_PRESENT | (s.onBackendDown === "reset" ? L.SVCF_DOWN_RESET : 0) | (s.arp ? L.SVCF_ARP : 0);
+    dv.setUint8(r + L.SVC_FLAGS, flags);
+    dv.setUint8(r + L.SVC_FAMILY, s.vip.family);
+    dv.setUint8(r + L.SVC_PROTO, PROTO[s.protocol]);
+    dv.setUint8(r + L.SVC_MODE, MODE[s.mode]);
+    dv.setUint16(r + L.SVC_PORT, s.port, false);
+    dv.setUint16(r + L.SVC_TARGET_PORT, s.targetPort, false);
+    const tableAt = cl.maglev + slot * tableStride;
+    dv.setUint32(r + L.SVC_MAGLEV, abs(tableAt), true);
+    dv.setUint8(r + L.SVC_ENCAP, s.tunnel.encap === "gue" ? L.ENCAP_GUE : L.ENCAP_IPIP);
+    dv.setUint16(r + L.SVC_GUE_PORT, s.tunnel.guePort, false);
+    if (s.tunnel.source4) u8.set(s.tunnel.source4.bytes, r + L.SVC_TUN_SRC4);
+    if (s.tunnel.source6) u8.set(s.tunnel.source6.bytes, r + L.SVC_TUN_SRC6);
+    u8.set(s.vip.bytes, r + L.SVC_VIP);
+    const table = tables.get(s.name)!;
+    new Uint8Array(mem, base + tableAt, table.length * 2).set(new Uint8Array(table.buffer, table.byteOffset, table.length * 2));
+  }
+  return base;
+}
