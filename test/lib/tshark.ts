@@ -63,11 +63,18 @@ export function requireTool(cmd: string, debianPackage: string): void {
  * Dissects a pcap with checksum validation on and lists every malformed packet and bad checksum.
  * Sequence analysis ("previous segment not captured", "ACKed unseen segment", ...) is ignored:
  * crafted fixtures are single segments out of connections that were never captured.
+ * With quotedErrors, for pcaps of ICMP error messages, quoted transport checksums are not judged.
  */
-export async function validatePcap(path: string): Promise<PcapValidation> {
+export async function validatePcap(path: string, opts: { quotedErrors?: boolean } = {}): Promise<PcapValidation> {
   requireTool("tshark", "tshark");
   const fields = ["frame.number", "_ws.expert.message", "_ws.expert.severity", "_ws.expert.group", "_ws.malformed"];
-  const args = ["-r", path, "-n", ...(await checksumPreferences())];
+  let prefs = await checksumPreferences();
+  if (opts.quotedErrors) {
+    // ICMP errors quote a packet cut short (RFC 792, 1812, 4443): the quoted TCP/UDP checksum
+    // cannot match its truncated segment, so only the IP and ICMP checksums are judged.
+    prefs = prefs.filter((p, i) => !/^(tcp|udp)\./.test(p) && !/^(tcp|udp)\./.test(prefs[i + 1] ?? ""));
+  }
+  const args = ["-r", path, "-n", ...prefs];
   args.push("-T", "fields", "-E", "separator=/t", "-E", "occurrence=a", "-E", `aggregator=${AGGREGATOR}`);
   for (const f of fields) args.push("-e", f);
 
