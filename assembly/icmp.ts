@@ -6,7 +6,7 @@ import {
   PORT_MAC, ICMP4_QUOTE_MAX, ICMP6_QUOTE_MAX, C_ICMP_SENT, C_TCP_RST_SENT, PORT_SIZE,
 } from "./layout";
 import { M_ADDR, M_L3, M_L4, M_IPLEN, M_PORT, M_TCPF, TCP_ACK, TCP_RST, TCP_SYN, TCP_FIN } from "./meta";
-import { ports } from "./state";
+import { ports, cuckooScratch } from "./state";
 import { sum16, pseudoSum } from "./checksum";
 import { toTx } from "./rings";
 import { count } from "./counters";
@@ -99,10 +99,10 @@ export function tcpReset(m: usize, v6: bool): void {
   const ipl: u32 = v6 ? 40 : 20;
   const t = ip + ipl;
   if (v6) {
-    const src = ip + 8;
-    memory.copy(t, src, 32); // park the addresses where the TCP header will go, then swap them in
-    memory.copy(ip + 8, t + 16, 16);
-    memory.copy(ip + 24, t, 16);
+    const park = cuckooScratch + 256; // the addresses, while they change places
+    memory.copy(park, ip + 8, 32);
+    memory.copy(ip + 8, park + 16, 16);
+    memory.copy(ip + 24, park, 16);
     store<u32>(ip, bswap<u32>(0x60000000));
     store<u16>(ip + 4, bswap<u16>(20));
     store<u8>(ip + 6, 6);

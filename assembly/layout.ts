@@ -190,7 +190,8 @@ export const FF_ESTABLISHED = 8; // more than a SYN seen
 
 // ---- scratch: per-packet metadata for one batch ------------------------------------------------
 export const META_SIZE = 128;
-export const SCRATCH_SIZE = 33280; // MAX_BATCH * META_SIZE + cuckoo and lookup scratch
+export const SCRATCH_SIZE = 33280; // MAX_BATCH * META_SIZE, then: cuckoo entry and path (+0),
+// service probe key (+128), NAT return key (+192), RST address swap (+256), host hash input (last 64)
 
 // ---- counters: u64 words ------------------------------------------------------------------------
 export const C_RX = 0; // frames taken from the rx ring
