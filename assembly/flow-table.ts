@@ -119,6 +119,8 @@ export function insert(key: usize, h: u32, v6: bool): usize {
   memory.copy(homeless, key, vo);
   memory.fill(homeless + vo, 0, 16);
   store<u8>(homeless + vo + FV_FLAGS, FF_VALID);
+  // live while it moves: an expiry of 0 would read as expired and let a resident land on it
+  store<u32>(homeless + vo + FV_EXPIRES, now + 0x40000000);
   let b = (h & 1) ? b2 : b1;
   let k: u32 = 0;
   for (; k < <u32>MAX_CUCKOO_KICKS; k++) {

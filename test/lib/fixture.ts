@@ -66,6 +66,7 @@ export class Fixture {
     e.drainPunt((x) => void outcomes.push({ fate: "punt", reason: PUNT_REASON_NAMES[x.reason] ?? `${x.reason}`, frame: x.frame.slice() }));
     e.drainDropped((x) => void outcomes.push({ fate: "drop", reason: DROP_REASON_NAMES[x.reason] ?? `${x.reason}` }));
     assert.equal(outcomes.length, 1, `one frame in, one outcome out: got ${JSON.stringify(outcomes.map((o) => o.fate))}`);
+    this.assertIdentity(); // after every frame of every fixture
     return outcomes[0];
   }
 
