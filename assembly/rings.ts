@@ -3,7 +3,7 @@
 // Rings hold at least as many entries as there are buffers, so a producer never finds one full.
 import {
   RING_HEAD, RING_MASK, RING_TAIL, RING_ENTRIES, DESC_SIZE, DESC_ADDR, DESC_LEN, DESC_PORT,
-  DESC_REASON, DESC_BUF, C_TX, C_PUNT, C_DROP, C_DROP_BASE, PC_TX_PACKETS, PC_TX_BYTES,
+  DESC_REASON, DESC_BUF, C_TX, C_PUNT, C_PUNT_REASON_BASE, C_DROP, C_DROP_BASE, PC_TX_PACKETS, PC_TX_BYTES,
   PC_DROPS, PC_PUNTS, MAX_PORTS,
 } from "./layout";
 import { M_BUF, M_PORT, M_ADDR, M_LEN } from "./meta";
@@ -47,6 +47,7 @@ export function toPunt(m: usize, reason: u32): void {
   const port = <u32>load<u8>(m + M_PORT);
   put(puntRing, puntHead++, m, <usize>load<u32>(m + M_ADDR), load<u16>(m + M_LEN), port, reason);
   count(C_PUNT);
+  count(C_PUNT_REASON_BASE + reason);
   if (port < <u32>MAX_PORTS) count(portCounter(port, PC_PUNTS));
 }
 

@@ -5,14 +5,19 @@ import type { Config } from "../config/schema.js";
 import type { RegionPlan } from "./memory-plan.js";
 import type { Slots } from "./program.js";
 
-/** drop reason number -> name, e.g. 16 -> "no_vip". */
-export const DROP_REASON_NAMES: readonly string[] = (() => {
+/** Names for the layout's numbered constants with a prefix: DR_NO_VIP -> names[16] = "no_vip". */
+function namesOf(prefix: string): readonly string[] {
   const names: string[] = [];
   for (const [k, v] of Object.entries(L)) {
-    if (k.startsWith("DR_") && typeof v === "number") names[v] = k.slice(3).toLowerCase();
+    if (k.startsWith(prefix) && typeof v === "number") names[v] = k.slice(prefix.length).toLowerCase();
   }
   return names;
-})();
+}
+
+/** drop reason number -> name, e.g. 16 -> "no_vip". */
+export const DROP_REASON_NAMES = namesOf("DR_");
+/** punt reason number -> name, e.g. 1 -> "arp". */
+export const PUNT_REASON_NAMES = namesOf("PUNT_");
 
 export interface PortCounters {
   rxPackets: number;
@@ -35,6 +40,7 @@ export interface CounterSnapshot {
   punt: number;
   drop: number;
   drops: Record<string, number>;
+  punts: Record<string, number>;
   flows: {
     ipv4: number;
     ipv6: number;
@@ -62,6 +68,11 @@ export function readCounters(mem: ArrayBufferLike, plan: RegionPlan, config: Con
     const n = c(L.C_DROP_BASE + r);
     if (n) drops[DROP_REASON_NAMES[r] ?? `reason_${r}`] = n;
   }
+  const punts: Record<string, number> = {};
+  for (let r = 1; r < L.PUNT_REASONS; r++) {
+    const n = c(L.C_PUNT_REASON_BASE + r);
+    if (n) punts[PUNT_REASON_NAMES[r] ?? `reason_${r}`] = n;
+  }
   const ports: Record<string, PortCounters> = {};
   for (const p of config.ports) {
     const b = L.C_PORT_BASE + p.index * L.PORT_COUNTER_WORDS;
@@ -86,7 +97,7 @@ export function readCounters(mem: ArrayBufferLike, plan: RegionPlan, config: Con
     backends[be.name] = { packets: c(b + L.BC_PACKETS), bytes: c(b + L.BC_BYTES), newFlows: c(b + L.BC_NEW_FLOWS), flowsLost: c(b + L.BC_FLOWS_LOST) };
   }
   return {
-    rx: c(L.C_RX), tx: c(L.C_TX), punt: c(L.C_PUNT), drop: c(L.C_DROP), drops,
+    rx: c(L.C_RX), tx: c(L.C_TX), punt: c(L.C_PUNT), drop: c(L.C_DROP), drops, punts,
     flows: {
       ipv4: c(L.C_FLOWS4), ipv6: c(L.C_FLOWS6), inserts: c(L.C_FLOW_INSERTS),
       insertFailed: c(L.C_FLOW_INSERT_FAILED), expired: c(L.C_FLOW_EXPIRED),
@@ -97,8 +108,8 @@ export function readCounters(mem: ArrayBufferLike, plan: RegionPlan, config: Con
   };
 }
 
-/** The identity every engine keeps: each frame taken in ended exactly once. */
+/** The identity every engine keeps: each frame taken in ended exactly once, for one reason. */
 export function fateIdentityHolds(c: CounterSnapshot): boolean {
-  const reasons = Object.values(c.drops).reduce((a, b) => a + b, 0);
-  return c.rx === c.tx + c.punt + c.drop && c.drop === reasons;
+  const sum = (r: Record<string, number>): number => Object.values(r).reduce((a, b) => a + b, 0);
+  return c.rx === c.tx + c.punt + c.drop && c.drop === sum(c.drops) && c.punt === sum(c.punts);
 }

@@ -5,16 +5,11 @@ import assert from "node:assert/strict";
 import { mkdtemp, writeFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Engine, DROP_REASON_NAMES, fateIdentityHolds, type CounterSnapshot } from "../../host/engine/index.js";
+import { Engine, DROP_REASON_NAMES, PUNT_REASON_NAMES, fateIdentityHolds, type CounterSnapshot } from "../../host/engine/index.js";
 import { validateOrThrow } from "../../host/config/validate.js";
 import type { ConfigInput } from "../../host/config/schema.js";
 import { writePcap } from "../../tools/lib/pcap.js";
 import { validatePcap } from "./tshark.js";
-import * as L from "../../assembly/layout.js";
-
-export const PUNT_REASON_NAMES: Record<number, string> = {
-  [L.PUNT_ARP]: "arp", [L.PUNT_ND]: "nd", [L.PUNT_LOCAL]: "local", [L.PUNT_ICMP_VIP]: "icmp_vip",
-};
 
 export type Outcome =
   | { fate: "tx"; port: string; frame: Uint8Array }
