@@ -3,10 +3,10 @@
 // reset for flows whose backend is gone. The reply leaves by the port the packet came in on,
 // addressed to whoever sent it, from the address it was sent to (the VIP).
 import {
-  PORT_MAC, ICMP4_QUOTE_MAX, ICMP6_QUOTE_MAX, C_ICMP_SENT, C_TCP_RST_SENT, PORT_SIZE,
+  PORT_MAC, ICMP4_QUOTE_MAX, ICMP6_QUOTE_MAX, C_ICMP_SENT, C_TCP_RST_SENT, PORT_SIZE, SCR_SWAP,
 } from "./layout";
 import { M_ADDR, M_L3, M_L4, M_IPLEN, M_PORT, M_TCPF, TCP_ACK, TCP_RST, TCP_SYN, TCP_FIN } from "./meta";
-import { ports, cuckooScratch } from "./state";
+import { ports, scratch } from "./state";
 import { sum16, pseudoSum } from "./checksum";
 import { toTx } from "./rings";
 import { count } from "./counters";
@@ -99,7 +99,7 @@ export function tcpReset(m: usize, v6: bool): void {
   const ipl: u32 = v6 ? 40 : 20;
   const t = ip + ipl;
   if (v6) {
-    const park = cuckooScratch + 256; // the addresses, while they change places
+    const park = scratch + SCR_SWAP; // the addresses, while they change places
     memory.copy(park, ip + 8, 32);
     memory.copy(ip + 8, park + 16, 16);
     memory.copy(ip + 24, park, 16);

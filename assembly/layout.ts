@@ -17,7 +17,6 @@ export const MAX_BATCH = 256; // frames handled per run() call; bounds the per-p
 export const MAX_VLAN_TAGS = 2; // 802.1Q and QinQ; a third tag is dropped, counted
 export const MAX_MPLS_LABELS = 8; // deeper stacks are dropped, counted
 export const MAX_IPV6_EXT = 8; // extension headers walked before the packet is called malformed
-export const MAX_CUCKOO_KICKS = 8; // displacement steps an insert may take before it fails
 export const BACKEND_NONE = 0xffff; // Maglev slot / flow value with no backend
 export const HEADROOM = 128; // bytes before each frame for encapsulation without moving payload
 export const TAILROOM = 64; // bytes after the largest frame, so replies built in place fit
@@ -49,14 +48,14 @@ export const CB_COUNTERS = 112;
 export const CB_COUNTER_WORDS = 116;
 export const CB_BACKEND_COUNTERS = 120; // index of backend 0's first counter word
 export const CB_FLOW4_BASE = 128;
-export const CB_FLOW4_BUCKETS = 132; // power of two
+export const CB_FLOW4_BUCKETS = 132; // any count: a hash picks a bucket by multiply-shift
 export const CB_FLOW6_BASE = 136;
 export const CB_FLOW6_BUCKETS = 140;
 export const CB_CONFIG0 = 144;
 export const CB_CONFIG1 = 148;
 export const CB_MAX_SERVICES = 160;
 export const CB_MAX_BACKENDS = 164;
-export const CB_SCRATCH = 168; // per-packet metadata for one batch + cuckoo scratch
+export const CB_SCRATCH = 168; // the engine's scratch area (SCR_*)
 export const CB_SWEEP_CURSOR4 = 172; // engine-owned: next bucket the sweeper looks at
 export const CB_SWEEP_CURSOR6 = 176;
 
@@ -169,7 +168,9 @@ export const BES_DOWN = 3; // gets nothing; its flows are re-selected or reset
 
 // ---- flow tables ------------------------------------------------------------------------------
 // A bucket is one 64-byte cache line of two IPv4 entries (or two 64-byte IPv6 entries); each key
-// hashes to two buckets (cuckoo). The full key is kept and compared.
+// hashes to two buckets (cuckoo). The full key is kept and compared. Tables are sized to
+// FLOW_TABLE_LOAD of their entries at the configured number of flows.
+export const FLOW_TABLE_LOAD_PERCENT = 80;
 export const FLOW4_ENTRY = 32;
 export const FLOW4_KEY = 16; // src u32, dst u32, ports u32, proto u32
 export const FLOW6_ENTRY = 64;
@@ -188,10 +189,17 @@ export const FF_REVERSE = 2; // a NAT return entry: key is (backend, client)
 export const FF_CLOSING = 4; // FIN or RST seen
 export const FF_ESTABLISHED = 8; // more than a SYN seen
 
-// ---- scratch: per-packet metadata for one batch ------------------------------------------------
-export const META_SIZE = 128;
-export const SCRATCH_SIZE = 33280; // MAX_BATCH * META_SIZE, then: cuckoo entry and path (+0),
-// service probe key (+128), NAT return key (+192), RST address swap (+256), host hash input (last 64)
+// ---- scratch: the engine's working memory, and one spot for the host ----------------------------
+export const META_SIZE = 128; // per-packet metadata
+export const SCR_META = 0; // MAX_BATCH * META_SIZE: metadata of the batch in hand
+export const SCR_ENTRY = 32768; // 64: a flow entry being built or moved
+export const SCR_PROBE_KEY = 32832; // 32: a service-index key being looked for
+export const SCR_NAT_KEY = 32864; // 64: the NAT return key being inserted
+export const SCR_SWAP = 32928; // 32: two IPv6 addresses changing places (TCP reset)
+export const SCR_BFS = 32960; // CUCKOO_BFS_NODES * 8: the cuckoo search's queue
+export const CUCKOO_BFS_NODES = 128; // buckets an insert may visit looking for room (~6 moves deep)
+export const SCR_HOST = 33984; // 64: the host's input to the exported hash (tests, tools)
+export const SCRATCH_SIZE = 34048;
 
 // ---- counters: u64 words ------------------------------------------------------------------------
 export const C_RX = 0; // frames taken from the rx ring

@@ -27,6 +27,7 @@ export const FAM_ARP: u8 = 8;
 export const PF_FRAGMENT: u8 = 1;
 export const PF_OPTIONS: u8 = 2;
 export const PF_MPLS: u8 = 4;
+export const PF_HASHED: u8 = 8; // M_HASH holds the flow hash: the packet will be looked up
 
 export const IPPROTO_ICMP: u8 = 1;
 export const IPPROTO_IPIP: u8 = 4;

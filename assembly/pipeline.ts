@@ -1,6 +1,8 @@
-// The per-batch path. Two passes over a batch: the first parses every frame and touches the
-// bucket its flow hashes to, so the cache misses of a whole batch overlap; the second looks each
-// flow up and acts. Every frame ends in exactly one of tx, punt, drop (see rings.ts).
+// The per-batch path, in three passes over a batch: parse every frame and hash its flow; touch
+// each flow's two buckets in a tight loop of independent loads, so that the cache misses of the
+// whole batch are in flight together (wasm has no prefetch instruction; out-of-order execution
+// does the same job when nothing depends on the loads); then look each flow up and act. Every
+// frame ends in exactly one of tx, punt, drop (see rings.ts).
 import {
   MAX_BATCH, META_SIZE, DESC_ADDR, DESC_LEN, DESC_PORT, DESC_BUF, C_RX, C_BATCHES, PC_RX_PACKETS,
   PC_RX_BYTES, MAX_PORTS, FLOW4_KEY, FLOW6_KEY, FV_FLAGS, FV_PORT, FV_SERVICE, FV_BACKEND,
@@ -12,15 +14,15 @@ import {
   BC_FLOWS_LOST, C_FLOW_INSERTS, C_FLOW_INSERT_FAILED, C_FLOW_EXPIRED, C_RESELECTED,
   C_STATELESS, SIXK_VIP, SIXK_LOCAL, SIXK_VIP_ARP, CFGF_NOVIP_FORWARD, PORT_PEER, PUNT_ARP,
   PUNT_ND, PUNT_LOCAL, PUNT_ICMP_VIP, DR_BAD_PORT, DR_NO_VIP, DR_NO_SERVICE, DR_NO_BACKEND,
-  DR_FLOW_TABLE_FULL, DR_FRAGMENT_TO_VIP, DR_BACKEND_DOWN, CB_SINK,
+  DR_FLOW_TABLE_FULL, DR_FRAGMENT_TO_VIP, DR_BACKEND_DOWN, CB_SINK, SCR_NAT_KEY,
 } from "./layout";
 import {
   M_ADDR, M_LEN, M_PORT, M_VERDICT, M_REASON, M_FAMILY, M_PROTO, M_TCPF, M_PFLAGS, M_HASH,
-  M_KEY, M_BUF, M_L4, M_L3, M_IPLEN, V_DROP, FAM_IPV4, FAM_IPV6, FAM_ARP, PF_FRAGMENT,
+  M_KEY, M_BUF, M_L4, M_L3, M_IPLEN, V_DROP, FAM_IPV4, FAM_IPV6, FAM_ARP, PF_FRAGMENT, PF_HASHED,
   IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6, TCP_SYN, TCP_ACK, TCP_FIN, TCP_RST,
 } from "./meta";
 import {
-  meta, rxRing, now, timeouts, services, backends, maglevSize, cfgFlags, numServices, cuckooScratch,
+  meta, rxRing, now, timeouts, services, backends, maglevSize, cfgFlags, numServices, scratch,
   beginBatch, cb,
 } from "./state";
 import { parse } from "./parse";
@@ -43,6 +45,10 @@ export function runBatch(max: u32): u32 {
   if (n > 0) {
     openRings();
     for (let i: u32 = 0; i < n; i++) firstPass(rxDesc(rxRing, i), meta + <usize>i * META_SIZE);
+    for (let i: u32 = 0; i < n; i++) {
+      const m = meta + <usize>i * META_SIZE;
+      if (load<u8>(m + M_PFLAGS) & PF_HASHED) sink += touch(load<u8>(m + M_FAMILY) == FAM_IPV6, load<u32>(m + M_HASH));
+    }
     for (let i: u32 = 0; i < n; i++) secondPass(meta + <usize>i * META_SIZE);
     closeRings();
     rxRelease(rxRing, n);
@@ -71,9 +77,8 @@ function firstPass(d: usize, m: usize): void {
   const fam = load<u8>(m + M_FAMILY);
   if ((fam == FAM_IPV4 || fam == FAM_IPV6) && !(load<u8>(m + M_PFLAGS) & PF_FRAGMENT)) {
     const v6 = fam == FAM_IPV6;
-    const h = flowHash(m + M_KEY, v6);
-    store<u32>(m + M_HASH, h);
-    sink += touch(v6, h);
+    store<u32>(m + M_HASH, flowHash(m + M_KEY, v6));
+    store<u8>(m + M_PFLAGS, load<u8>(m + M_PFLAGS) | PF_HASHED);
   }
 }
 
@@ -221,7 +226,7 @@ function newFlow(m: usize, s: usize, si: u32, e: usize, v6: bool): void {
 
 /** The NAT return entry: (backend, backend port) -> (client, client port) finds its way back. */
 function insertReverse(m: usize, si: u32, b: u32, be: usize, np: u32, v6: bool): bool {
-  const k = cuckooScratch + 192;
+  const k = scratch + SCR_NAT_KEY;
   const key = m + M_KEY;
   if (v6) {
     memory.copy(k, be + BE_ADDR, 16);

@@ -7,13 +7,13 @@ import {
   SIXK_EMPTY, SIXK_SERVICE, SIXK_VIP, SIXK_LOCAL, SIXK_VIP_ARP, SERVICE_HASH_SEED,
   SVC_SIZE, SVC_FLAGS, SVC_FAMILY, SVC_PROTO, SVC_PORT, SVC_VIP, SVCF_PRESENT, SVCF_ARP,
   CFG_SVC_INDEX, CFG_SVC_INDEX_MASK, CFG_SERVICES, CFG_PORTS, CFG_NUM_SERVICES,
-  PORT_SIZE, PORT_FLAGS, PORT_IPV4, PORT_IPV6, PORTF_PRESENT, MAX_PORTS,
+  PORT_SIZE, PORT_FLAGS, PORT_IPV4, PORT_IPV6, PORTF_PRESENT, MAX_PORTS, SCR_PROBE_KEY,
 } from "./layout";
 import { hashWords } from "./hash";
-import { svcIndex, svcIndexMask, cuckooScratch } from "./state";
+import { svcIndex, svcIndexMask, scratch } from "./state";
 
 // the 24-byte key being looked for, beside the cuckoo scratch entry
-@inline function probeKey(): usize { return cuckooScratch + 128; }
+@inline function probeKey(): usize { return scratch + SCR_PROBE_KEY; }
 
 /** Writes a probe key: addr is 4 or 16 bytes at a. */
 @inline function makeKey(k: usize, kind: u32, fam: u32, proto: u32, port: u32, a: usize): void {

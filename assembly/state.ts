@@ -5,7 +5,7 @@ import {
   CB_FLOW4_BASE, CB_FLOW4_BUCKETS, CB_FLOW6_BASE, CB_FLOW6_BUCKETS, CB_CONFIG0, CB_CONFIG1,
   CB_SCRATCH, CB_BUF_BASE, CB_BUF_SIZE, CB_NOW_MS, CB_CONFIG_GEN, CB_ACK_GEN, CB_FLOW_SEED, CFG_FLAGS, CFG_SVC_INDEX,
   CFG_SVC_INDEX_MASK, CFG_SERVICES, CFG_BACKENDS, CFG_PORTS, CFG_MAGLEV_SIZE, CFG_TIMEOUTS, CFG_NUM_SERVICES,
-  MAX_BATCH, META_SIZE,
+  SCR_META,
 } from "./layout";
 
 export let cb: usize = 0;
@@ -16,14 +16,14 @@ export let freeRing: usize = 0;
 export let counters: usize = 0;
 export let backendCounters: usize = 0; // address of backend 0's first counter
 export let flow4: usize = 0;
-export let flow4Mask: u32 = 0;
+export let flow4Buckets: u32 = 0;
 export let flow6: usize = 0;
-export let flow6Mask: u32 = 0;
+export let flow6Buckets: u32 = 0;
 export let flowSeed: u32 = 0;
 export let bufBase: usize = 0;
 export let bufSize: usize = 0;
+export let scratch: usize = 0; // SCR_* regions
 export let meta: usize = 0; // MAX_BATCH * META_SIZE bytes
-export let cuckooScratch: usize = 0; // one 64-byte entry + the kick path
 
 // per batch
 export let now: u32 = 0;
@@ -47,14 +47,14 @@ export function loadLayout(base: usize): void {
   counters = <usize>load<u32>(base + CB_COUNTERS);
   backendCounters = counters + (<usize>load<u32>(base + CB_BACKEND_COUNTERS) << 3);
   flow4 = <usize>load<u32>(base + CB_FLOW4_BASE);
-  flow4Mask = load<u32>(base + CB_FLOW4_BUCKETS) - 1;
+  flow4Buckets = load<u32>(base + CB_FLOW4_BUCKETS);
   flow6 = <usize>load<u32>(base + CB_FLOW6_BASE);
-  flow6Mask = load<u32>(base + CB_FLOW6_BUCKETS) - 1;
+  flow6Buckets = load<u32>(base + CB_FLOW6_BUCKETS);
   flowSeed = load<u32>(base + CB_FLOW_SEED);
   bufBase = <usize>load<u32>(base + CB_BUF_BASE);
   bufSize = <usize>load<u32>(base + CB_BUF_SIZE);
-  meta = <usize>load<u32>(base + CB_SCRATCH);
-  cuckooScratch = meta + MAX_BATCH * META_SIZE;
+  scratch = <usize>load<u32>(base + CB_SCRATCH);
+  meta = scratch + SCR_META;
 }
 
 /** Reads the clock and the live config generation: once per batch, so a batch sees one config. */

@@ -11,6 +11,7 @@ export interface ConfigInput {
   system?: { hostname?: string };
   ports: PortInput[];
   dataplane?: {
+    /** Flow-table entries per family: a DSR or tunnel flow takes one, a NAT connection two. */
     flows?: { ipv4?: number; ipv6?: number };
     timeouts?: Partial<Timeouts>;
     noVip?: "forward" | "drop";

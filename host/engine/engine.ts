@@ -217,7 +217,7 @@ export class Engine {
 
   /** The data-plane hash of words at a scratch copy of key (tests: which backend Maglev gives). */
   hashOf(key: Uint8Array, seed: number): number {
-    const at = this.plan.scratch + L.SCRATCH_SIZE - 64;
+    const at = this.plan.scratch + L.SCR_HOST;
     this.u8.set(key, at);
     return this.x.hash(at, key.length / 4, seed) >>> 0;
   }

@@ -51,12 +51,11 @@ export function nextPow2(n: number): number {
 const align = (n: number, a: number): number => Math.ceil(n / a) * a;
 
 /**
- * Buckets for a flow capacity: entries = a power of two at least capacity / 0.8, so that the
- * configured number of flows fits with the table at most 80% full (cuckoo tables with two-entry
- * buckets start to refuse inserts near 85-90%).
+ * Buckets for a flow capacity: the configured number of flows fills FLOW_TABLE_LOAD_PERCENT of
+ * the entries (two-way cuckoo tables with a breadth-first insert start to refuse near 90%).
  */
 export function flowBuckets(capacity: number): number {
-  return Math.max(16, nextPow2(Math.ceil(capacity / 0.8)) / L.FLOW_WAYS);
+  return Math.max(16, Math.ceil((capacity * 100) / L.FLOW_TABLE_LOAD_PERCENT / L.FLOW_WAYS));
 }
 
 export function planMemory(s: DataplaneSizes): RegionPlan {
