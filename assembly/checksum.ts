@@ -21,6 +21,16 @@ export function sum16(p: usize, len: u32, init: u32): u32 {
   return fold(<u32>s);
 }
 
+/** Is the 20-byte IPv4 header at p (no options) intact? Unrolled: every packet asks. */
+@inline export function ipv4HeaderOk20(p: usize): bool {
+  let s: u64 = load<u64>(p);
+  let t: u64 = load<u64>(p + 8);
+  const u: u64 = <u64>load<u32>(p + 16);
+  s = (s & 0xffffffff) + (s >>> 32) + (t & 0xffffffff) + (t >>> 32) + u;
+  s = (s & 0xffffffff) + (s >>> 32);
+  return fold(<u32>s + <u32>(s >>> 32)) == 0xffff;
+}
+
 /** RFC 1624 eqn. 3: checksum c after a 16-bit field changed from old to nw. */
 @inline export function update16(c: u32, old: u32, nw: u32): u32 {
   return ~fold((~c & 0xffff) + (~old & 0xffff) + (nw & 0xffff)) & 0xffff;

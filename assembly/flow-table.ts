@@ -16,7 +16,7 @@ import {
   SWEEP_BUCKETS_PER_BATCH, CB_SWEEP_CURSOR4, CB_SWEEP_CURSOR6,
 } from "./layout";
 import { flow4, flow4Buckets, flow6, flow6Buckets, flowSeed, now, scratch, cb } from "./state";
-import { hashWords, altHash } from "./hash";
+import { hashWords, hash4, altHash } from "./hash";
 import { count, countSub } from "./counters";
 
 /** A table's shape, by address family. */
@@ -31,7 +31,7 @@ import { count, countSub } from "./counters";
 
 /** The hash that places a key: words of the key, the per-boot seed. */
 @inline export function flowHash(key: usize, v6: bool): u32 {
-  return hashWords(key, v6 ? 10 : 4, flowSeed);
+  return v6 ? hashWords(key, 10, flowSeed) : hash4(key, flowSeed);
 }
 
 /** Wrap-safe: has the clock passed t? */

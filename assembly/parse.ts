@@ -14,7 +14,7 @@ import {
   PF_FRAGMENT, PF_OPTIONS, PF_MPLS, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6,
   ETH_IPV4, ETH_IPV6, ETH_ARP,
 } from "./meta";
-import { sum16 } from "./checksum";
+import { sum16, ipv4HeaderOk20 } from "./checksum";
 import { count } from "./counters";
 
 @inline function be16(p: usize): u32 {
@@ -92,7 +92,7 @@ function parseIPv4(m: usize, a: usize, off: u32, len: u32): void {
   const tot = be16(p + 2);
   if (tot < ihl) return drop(m, DR_BAD_IPV4_HEADER);
   if (off + tot > len) return drop(m, DR_TRUNC_IPV4);
-  if (sum16(p, ihl, 0) != 0xffff) return drop(m, DR_BAD_IPV4_CHECKSUM);
+  if (ihl == 20 ? !ipv4HeaderOk20(p) : sum16(p, ihl, 0) != 0xffff) return drop(m, DR_BAD_IPV4_CHECKSUM);
   store<u8>(m + M_FAMILY, FAM_IPV4);
   store<u16>(m + M_IPLEN, <u16>tot);
   let pf = load<u8>(m + M_PFLAGS);

@@ -28,7 +28,7 @@ import {
 import { parse } from "./parse";
 import { flowHash, touch, lookup, insert, remove, expired, sweep } from "./flow-table";
 import { findService, hasAddress } from "./services";
-import { hashWords } from "./hash";
+import { hashWords, hash4 } from "./hash";
 import { count, countAdd, portCounter, serviceCounter, backendAdd } from "./counters";
 import { openRings, closeRings, toTx, toPunt, toDrop, rxPending, rxDesc, rxRelease } from "./rings";
 import { dsr, natForward, natReturn, tunnel, portUp, portRec } from "./rewrite";
@@ -178,7 +178,7 @@ function miss(m: usize, e: usize, v6: bool): void {
 /** Picks a backend by Maglev and records the flow (reusing entry e of the same key if given). */
 function newFlow(m: usize, s: usize, si: u32, e: usize, v6: bool): void {
   const key = m + M_KEY;
-  const mh = hashWords(key, v6 ? 10 : 4, MAGLEV_SEED);
+  const mh = v6 ? hashWords(key, 10, MAGLEV_SEED) : hash4(key, MAGLEV_SEED);
   const b = <u32>load<u16>(<usize>load<u32>(s + SVC_MAGLEV) + <usize>(mh % maglevSize) * 2);
   if (b == BACKEND_NONE) {
     if (e) remove(e, v6);
