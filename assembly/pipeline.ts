@@ -187,22 +187,10 @@ function newFlow(m: usize, s: usize, si: u32, e: usize, v6: bool): void {
   }
   const be = backends + <usize>b * BE_SIZE;
   const nat = load<u8>(s + SVC_MODE) == MODE_NAT;
-  let np: u32 = 0;
-  if (nat) {
-    np = load<u16>(be + BE_NAT_PORT);
-    if (!np) np = load<u16>(s + SVC_TARGET_PORT);
-    if (!np) np = dstPort(m, v6);
-  }
+  const np: u32 = nat ? natPort(s, be, m, v6) : 0;
   if (!e) e = insert(key, load<u32>(m + M_HASH), v6);
   if (e) {
-    const v = e + (v6 ? FLOW6_KEY : FLOW4_KEY);
-    store<u8>(v + FV_FLAGS, FF_VALID);
-    store<u8>(v + FV_PORT, load<u8>(m + M_PORT));
-    store<u16>(v + FV_SERVICE, <u16>si);
-    store<u16>(v + FV_BACKEND, <u16>b);
-    store<u16>(v + FV_COOKIE, load<u16>(be + BE_COOKIE));
-    store<u32>(v + FV_PACKETS, 0);
-    refresh(v, m);
+    fillFlow(e, v6, FF_VALID, m, si, b, be);
     count(C_FLOW_INSERTS);
     if (nat && !insertReverse(m, si, b, be, np, v6)) {
       remove(e, v6);
@@ -245,25 +233,32 @@ function insertReverse(m: usize, si: u32, b: u32, be: usize, np: u32, v6: bool):
   let e = lookup(k, h, v6);
   if (!e) e = insert(k, h, v6);
   if (!e) return false;
+  fillFlow(e, v6, FF_VALID | FF_REVERSE, m, si, b, be);
+  return true;
+}
+
+/** A new entry's value: the selection, the port the flow came in on, a first refresh. */
+function fillFlow(e: usize, v6: bool, flags: u32, m: usize, si: u32, b: u32, be: usize): void {
   const v = e + (v6 ? FLOW6_KEY : FLOW4_KEY);
-  store<u8>(v + FV_FLAGS, FF_VALID | FF_REVERSE);
+  store<u8>(v + FV_FLAGS, <u8>flags);
   store<u8>(v + FV_PORT, load<u8>(m + M_PORT));
   store<u16>(v + FV_SERVICE, <u16>si);
   store<u16>(v + FV_BACKEND, <u16>b);
   store<u16>(v + FV_COOKIE, load<u16>(be + BE_COOKIE));
   store<u32>(v + FV_PACKETS, 0);
   refresh(v, m);
-  return true;
+}
+
+/** Where NAT sends a flow: the backend's own port, else the service's target, else the client's. */
+@inline function natPort(s: usize, be: usize, m: usize, v6: bool): u32 {
+  let np = <u32>load<u16>(be + BE_NAT_PORT);
+  if (!np) np = load<u16>(s + SVC_TARGET_PORT);
+  if (!np) np = dstPort(m, v6);
+  return np;
 }
 
 function forward(m: usize, s: usize, si: u32, b: u32, be: usize, v6: bool): void {
-  let np: u32 = 0;
-  if (load<u8>(s + SVC_MODE) == MODE_NAT) {
-    np = load<u16>(be + BE_NAT_PORT);
-    if (!np) np = load<u16>(s + SVC_TARGET_PORT);
-    if (!np) np = dstPort(m, v6);
-  }
-  forwardTo(m, s, si, b, be, v6, np);
+  forwardTo(m, s, si, b, be, v6, load<u8>(s + SVC_MODE) == MODE_NAT ? natPort(s, be, m, v6) : 0);
 }
 
 function forwardTo(m: usize, s: usize, si: u32, b: u32, be: usize, v6: bool, np: u32): void {
