@@ -1,7 +1,7 @@
 // The packet engine's exports. The host creates the memory, writes the control block, calls init
 // once, then hands batches over through the rx ring and calls run; it never calls per packet.
 import { LAYOUT_MAGIC, LAYOUT_VERSION, CB_MAGIC, CB_VERSION } from "./layout";
-import { loadLayout } from "./state";
+import { loadLayout, setScratch } from "./state";
 import { runBatch } from "./pipeline";
 import { buildIndex } from "./services";
 import { hashWords } from "./hash";
@@ -11,6 +11,11 @@ export function init(base: usize): u32 {
   if (load<u32>(base + CB_MAGIC) != LAYOUT_MAGIC || load<u32>(base + CB_VERSION) != LAYOUT_VERSION) return 1;
   loadLayout(base);
   return 0;
+}
+
+/** Points this instance at its own scratch area: the host's instance must not share an engine's. */
+export function useScratch(addr: usize): void {
+  setScratch(addr);
 }
 
 /** Processes up to max frames waiting on the rx ring. Returns the number processed. */

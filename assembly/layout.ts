@@ -37,6 +37,12 @@ export const CB_ACK_GEN = 16; // engine: the generation it read at the start of 
 export const CB_ENGINE_ID = 20;
 export const CB_FLOW_SEED = 24; // per-boot random seed for the flow-table hash (collision attacks)
 export const CB_SINK = 28; // engine: where the bucket-prefetch pass leaves its (meaningless) sum
+// Threaded engines: doorbells are i32 words for Atomics.wait / notify.
+export const CB_RX_BELL = 32; // host: bumped after frames were put on the rx ring; the engine waits on it
+export const CB_TX_BELL = 36; // engine: bumped after a batch that produced frames for the host
+export const CB_IDLE = 40; // engine: 1 while it sleeps between batches (it holds no config copy then)
+export const CB_STOP = 44; // host: 1 asks the engine's worker to return
+export const CB_BATCHES_RUN = 48; // engine worker: run() calls, for the host's liveness view
 export const CB_RX_RING = 64;
 export const CB_TX_RING = 68;
 export const CB_PUNT_RING = 72;

@@ -275,20 +275,15 @@ function forwardTo(m: usize, s: usize, si: u32, b: u32, be: usize, v6: bool, np:
   tunnel(m, s, be, port, v6);
 }
 
-/** Not a service: the appliance's own, a VIP on an unserved port, neighbour discovery, or transit. */
+/** Not a service: neighbour discovery, the appliance's own, a VIP on an unserved port, or transit. */
 function notService(m: usize, v6: bool): void {
   const fam: u32 = v6 ? 6 : 4;
   const dst = dstAddr(m, v6);
-  if (hasAddress(SIXK_LOCAL, fam, dst)) return toPunt(m, PUNT_LOCAL);
   const proto = load<u8>(m + M_PROTO);
   const type = load<u8>(m + M_TCPF);
-  if (hasAddress(SIXK_VIP, fam, dst)) {
-    if ((proto == IPPROTO_ICMP && type == 8) || (proto == IPPROTO_ICMPV6 && type == 128)) {
-      return toPunt(m, PUNT_ICMP_VIP);
-    }
-    return toDrop(m, DR_NO_SERVICE);
-  }
-  if (v6 && proto == IPPROTO_ICMPV6 && type == 135) { // neighbour solicitation: whose address?
+  // A solicitation goes to the solicited-node group, or (reachability probes) to the very address
+  // it asks about: a VIP included. Either way it is the target that says whether it is ours.
+  if (v6 && proto == IPPROTO_ICMPV6 && type == 135) {
     const a = <usize>load<u32>(m + M_ADDR);
     const l4 = <u32>load<u16>(m + M_L4);
     if (l4 + 24 <= <u32>load<u16>(m + M_L3) + <u32>load<u16>(m + M_IPLEN)) {
@@ -297,6 +292,13 @@ function notService(m: usize, v6: bool): void {
         return toPunt(m, PUNT_ND);
       }
     }
+  }
+  if (hasAddress(SIXK_LOCAL, fam, dst)) return toPunt(m, PUNT_LOCAL);
+  if (hasAddress(SIXK_VIP, fam, dst)) {
+    if ((proto == IPPROTO_ICMP && type == 8) || (proto == IPPROTO_ICMPV6 && type == 128)) {
+      return toPunt(m, PUNT_ICMP_VIP);
+    }
+    return toDrop(m, DR_NO_SERVICE);
   }
   noVip(m);
 }

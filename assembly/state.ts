@@ -57,6 +57,11 @@ export function loadLayout(base: usize): void {
   meta = scratch + SCR_META;
 }
 
+export function setScratch(addr: usize): void {
+  scratch = addr;
+  meta = addr + SCR_META;
+}
+
 /** Reads the clock and the live config generation: once per batch, so a batch sees one config. */
 export function beginBatch(): void {
   now = atomic.load<u32>(cb + CB_NOW_MS);

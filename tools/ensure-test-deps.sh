@@ -4,11 +4,21 @@
 # so a missing tool shows up here once instead of as a failure in every test that needs it.
 # Silent when everything is present.
 set -euo pipefail
+# nginx, haproxy, ip, sysctl and ethtool live in sbin, which an ordinary user's PATH may lack.
+export PATH="${PATH}:/usr/sbin:/sbin"
 
 # command   Debian package providing it
 REQUIRED="
 tshark      tshark
 editcap     wireshark-common
+ip          iproute2
+sysctl      procps
+ethtool     ethtool
+ping        iputils-ping
+curl        curl
+wrk         wrk
+nginx       nginx-light
+haproxy     haproxy
 "
 
 missing_packages=()
@@ -36,8 +46,17 @@ export DEBIAN_FRONTEND=noninteractive
 if command -v debconf-set-selections >/dev/null 2>&1; then
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
 fi
+# nginx and haproxy start their system service after installing; the tests run their own instances
+# in network namespaces, and a service that fails to start (port 80 taken, no IPv6) would fail the
+# install. A policy-rc.d that forbids every start (exit 101) keeps them stopped, as Docker images do.
+policy=/usr/sbin/policy-rc.d
+if [[ ! -e "${policy}" ]]; then
+  trap 'rm -f "${policy}"' EXIT
+  printf '#!/bin/sh\n# added by flowswitch tools/ensure-test-deps.sh for the time of apt-get install\nexit 101\n' >"${policy}"
+  chmod 755 "${policy}"
+fi
 apt-get update -q >&2
-apt-get install -y -q "${missing_packages[@]}" >&2
+apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing_packages[@]}" >&2 </dev/null
 
 still_missing=()
 for cmd in "${missing_commands[@]}"; do

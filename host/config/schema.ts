@@ -9,6 +9,8 @@ export type BackendState = "active" | "draining" | "down";
 /** As written by the operator. Every field not marked required has a default. */
 export interface ConfigInput {
   system?: { hostname?: string };
+  /** The appliance's own management addresses (kernel side): health checks are sent from them. */
+  management?: { ipv4?: string; ipv6?: string };
   ports: PortInput[];
   dataplane?: {
     /** Flow-table entries per family: a DSR or tunnel flow takes one, a NAT connection two. */
@@ -16,6 +18,8 @@ export interface ConfigInput {
     timeouts?: Partial<Timeouts>;
     noVip?: "forward" | "drop";
     maglevSize?: number;
+    /** Packet engines (worker threads); default: cores minus one, at least one. */
+    engines?: number;
     limits?: { services?: number; backends?: number };
     buffers?: { count?: number; size?: number };
   };
@@ -31,19 +35,56 @@ export interface PortInput {
   ipv6?: string;
   /** Where traffic for no VIP goes at L2 when dataplane.noVip is "forward". */
   peer?: string;
-  /** Next hop for traffic the appliance sends back out of this port (NAT replies). */
+  /** The network interface on the Linux board (default: the port's name). */
+  device?: string;
+  /** Next hop for traffic the appliance sends back out of this port (NAT replies), by address: resolved by ARP / ND. */
+  gateway?: string;
+  gateway6?: string;
+  /** The next hop's MAC, when it is not to be resolved. */
   gatewayMac?: string;
 }
 
 export interface BackendInput {
   name: string;
   address: string;
-  mac: string;
+  /** Omitted: resolved by ARP (IPv4) or neighbour discovery (IPv6) on the `via` port. */
+  mac?: string;
   /** The board port the backend is reached through. */
   via: string;
   /** NAT: the backend's own port, overriding the service's targetPort. */
   natPort?: number;
   state?: BackendState;
+  check?: CheckInput;
+}
+
+/** A health check; times in seconds. */
+export interface CheckInput {
+  type: "tcp" | "http" | "https" | "udp";
+  /** Default: the port of the first service using the backend (its NAT port, if set). */
+  port?: number;
+  path?: string;
+  host?: string;
+  expectStatus?: number;
+  send?: string;
+  expect?: string;
+  interval?: number;
+  timeout?: number;
+  rise?: number;
+  fall?: number;
+}
+
+export interface Check {
+  type: CheckInput["type"];
+  port: number;
+  path: string;
+  host?: string;
+  expectStatus: number;
+  send?: string;
+  expect?: string;
+  intervalMs: number;
+  timeoutMs: number;
+  rise: number;
+  fall: number;
 }
 
 export interface ServiceInput {
@@ -82,21 +123,26 @@ export interface Address {
 export interface Port {
   index: number;
   name: string;
+  device: string;
   mac: Uint8Array;
   mtu: number;
   ipv4?: Address;
   ipv6?: Address;
   peer?: number;
+  gateway?: Address;
+  gateway6?: Address;
   gatewayMac?: Uint8Array;
 }
 
 export interface Backend {
   name: string;
   address: Address;
-  mac: Uint8Array;
+  /** Undefined until resolved: the backend takes no traffic meanwhile. */
+  mac?: Uint8Array;
   via: number;
   natPort: number;
   state: BackendState;
+  check?: Check;
 }
 
 export interface Service {
@@ -121,10 +167,12 @@ export interface DataplaneSizes {
   maxBackends: number;
   bufferCount: number;
   bufferSize: number;
+  engines: number;
 }
 
 export interface Config {
   hostname: string;
+  management: { ipv4?: Address; ipv6?: Address };
   ports: Port[];
   sizes: DataplaneSizes;
   timeouts: Timeouts;
@@ -150,4 +198,8 @@ export const DEFAULT_SIZES: DataplaneSizes = {
   maxBackends: 1024,
   bufferCount: 4096,
   bufferSize: 2048,
+  engines: 0, // 0: cores minus one, at least one (decided at boot)
 };
+
+export const CHECK_DEFAULT_SECONDS = { interval: 2, timeout: 1 };
+export const CHECK_DEFAULT_COUNTS = { rise: 2, fall: 3 };

@@ -4,8 +4,8 @@ import { parseIP, parseMac } from "../net/frame.js";
 import { isPrime } from "../engine/maglev.js";
 import { MAX_PORTS, BACKEND_NONE, HEADROOM, TAILROOM } from "../../assembly/layout.js";
 import {
-  type Address, type Backend, type Config, type ConfigInput, type Port, type Service,
-  type Timeouts, DEFAULT_SIZES, DEFAULT_TIMEOUTS,
+  type Address, type Backend, type Check, type Config, type ConfigInput, type Port, type Service,
+  type Timeouts, DEFAULT_SIZES, DEFAULT_TIMEOUTS, CHECK_DEFAULT_SECONDS, CHECK_DEFAULT_COUNTS,
 } from "./schema.js";
 
 export interface ConfigError {
@@ -102,13 +102,18 @@ class Checker {
 
 export function validate(input: unknown): Validation {
   const c = new Checker();
-  const root = c.object("config", input, ["system", "ports", "dataplane", "backends", "services"]);
+  const root = c.object("config", input, ["system", "management", "ports", "dataplane", "backends", "services"]);
   if (!root) return { ok: false, errors: c.errors };
 
   const system = root.system === undefined ? {} : c.object("system", root.system, ["hostname"]) ?? {};
   const hostname = system.hostname === undefined ? "flowswitch" : c.name("system.hostname", system.hostname) ?? "";
 
-  const dp = root.dataplane === undefined ? {} : c.object("dataplane", root.dataplane, ["flows", "timeouts", "noVip", "maglevSize", "limits", "buffers"]) ?? {};
+  const mg = root.management === undefined ? {} : c.object("management", root.management, ["ipv4", "ipv6"]) ?? {};
+  const management = {
+    ipv4: mg.ipv4 === undefined ? undefined : c.address("management.ipv4", mg.ipv4, 4),
+    ipv6: mg.ipv6 === undefined ? undefined : c.address("management.ipv6", mg.ipv6, 6),
+  };
+  const dp = root.dataplane === undefined ? {} : c.object("dataplane", root.dataplane, ["flows", "timeouts", "noVip", "maglevSize", "engines", "limits", "buffers"]) ?? {};
   const flows = dp.flows === undefined ? {} : c.object("dataplane.flows", dp.flows, ["ipv4", "ipv6"]) ?? {};
   const limits = dp.limits === undefined ? {} : c.object("dataplane.limits", dp.limits, ["services", "backends"]) ?? {};
   const buffers = dp.buffers === undefined ? {} : c.object("dataplane.buffers", dp.buffers, ["count", "size"]) ?? {};
@@ -121,6 +126,7 @@ export function validate(input: unknown): Validation {
     maxBackends: c.int("dataplane.limits.backends", limits.backends, D.maxBackends, 1, BACKEND_NONE) ?? 0,
     bufferCount: c.int("dataplane.buffers.count", buffers.count, D.bufferCount, 64, 1 << 20) ?? 0,
     bufferSize: c.int("dataplane.buffers.size", buffers.size, D.bufferSize, 256, 16384) ?? 0,
+    engines: c.int("dataplane.engines", dp.engines, D.engines, 0, 64) ?? 0,
   };
   if (sizes.maglevSize && !isPrime(sizes.maglevSize)) c.fail("dataplane.maglevSize", sizes.maglevSize, "a prime number, such as 65537");
   if (sizes.bufferSize % 64) c.fail("dataplane.buffers.size", sizes.bufferSize, "a multiple of 64");
@@ -140,7 +146,7 @@ export function validate(input: unknown): Validation {
   const portByName = new Map<string, number>();
   portIn.forEach((p, i) => {
     const path = `ports[${i}]`;
-    const o = c.object(path, p, ["name", "mac", "mtu", "ipv4", "ipv6", "peer", "gatewayMac"]);
+    const o = c.object(path, p, ["name", "device", "mac", "mtu", "ipv4", "ipv6", "peer", "gateway", "gateway6", "gatewayMac"]);
     if (!o) return;
     const name = c.name(`${path}.name`, o.name);
     if (name && portByName.has(name)) c.fail(`${path}.name`, name, "a name no other port has");
@@ -148,10 +154,13 @@ export function validate(input: unknown): Validation {
     ports.push({
       index: i,
       name: name ?? "",
+      device: o.device === undefined ? name ?? "" : c.name(`${path}.device`, o.device) ?? "",
       mac: c.mac(`${path}.mac`, o.mac) ?? new Uint8Array(6),
       mtu: c.int(`${path}.mtu`, o.mtu, 1500, 576, 9000) ?? 1500,
       ipv4: o.ipv4 === undefined ? undefined : c.address(`${path}.ipv4`, o.ipv4, 4),
       ipv6: o.ipv6 === undefined ? undefined : c.address(`${path}.ipv6`, o.ipv6, 6),
+      gateway: o.gateway === undefined ? undefined : c.address(`${path}.gateway`, o.gateway, 4),
+      gateway6: o.gateway6 === undefined ? undefined : c.address(`${path}.gateway6`, o.gateway6, 6),
       gatewayMac: o.gatewayMac === undefined ? undefined : c.mac(`${path}.gatewayMac`, o.gatewayMac),
     });
   });
@@ -176,7 +185,7 @@ export function validate(input: unknown): Validation {
   const beByName = new Map<string, Backend>();
   (c.array("backends", root.backends) ?? []).forEach((b, i) => {
     const path = `backends[${i}]`;
-    const o = c.object(path, b, ["name", "address", "mac", "via", "natPort", "state"]);
+    const o = c.object(path, b, ["name", "address", "mac", "via", "natPort", "state", "check"]);
     if (!o) return;
     const name = c.name(`${path}.name`, o.name);
     if (name && beByName.has(name)) c.fail(`${path}.name`, name, "a name no other backend has");
@@ -185,10 +194,11 @@ export function validate(input: unknown): Validation {
     const be: Backend = {
       name: name ?? "",
       address: c.address(`${path}.address`, o.address) ?? { family: 4, bytes: new Uint8Array(4), text: "" },
-      mac: c.mac(`${path}.mac`, o.mac) ?? new Uint8Array(6),
+      mac: o.mac === undefined ? undefined : c.mac(`${path}.mac`, o.mac),
       via: via ?? 0,
       natPort: c.int(`${path}.natPort`, o.natPort, 0, 1, 65535) ?? 0,
       state: c.oneOf(`${path}.state`, o.state, "active", ["active", "draining", "down"] as const) ?? "active",
+      check: o.check === undefined ? undefined : check(c, `${path}.check`, o.check),
     };
     backends.push(be);
     if (name) beByName.set(name, be);
@@ -263,8 +273,52 @@ export function validate(input: unknown): Validation {
   });
   if (services.length > sizes.maxServices) c.fail("services", services.length, `at most ${sizes.maxServices} services (dataplane.limits.services)`);
 
+  // a check without a port probes the port of the first service that uses the backend
+  for (const be of backends) {
+    if (!be.check || be.check.port) continue;
+    const s = services.find((x) => x.backends.some((m) => m.name === be.name));
+    be.check.port = be.natPort || (s?.mode === "nat" && s.targetPort) || s?.port || 0;
+    if (!be.check.port) c.fail(`backends[${backends.indexOf(be)}].check.port`, undefined, "a port to probe (no service gives one)");
+  }
+
   if (c.errors.length) return { ok: false, errors: c.errors };
-  return { ok: true, config: { hostname, ports, sizes, timeouts, noVip, backends, services } };
+  return { ok: true, config: { hostname, management, ports, sizes, timeouts, noVip, backends, services } };
+}
+
+function check(c: Checker, path: string, v: unknown): Check | undefined {
+  const o = c.object(path, v, ["type", "port", "path", "host", "expectStatus", "send", "expect", "interval", "timeout", "rise", "fall"]);
+  if (!o) return undefined;
+  const seconds = (k: "interval" | "timeout"): number => {
+    const x = o[k] ?? CHECK_DEFAULT_SECONDS[k];
+    if (typeof x !== "number" || !(x >= 0.05 && x <= 3600)) {
+      c.fail(`${path}.${k}`, o[k], "seconds, from 0.05 to 3600");
+      return CHECK_DEFAULT_SECONDS[k] * 1000;
+    }
+    return Math.round(x * 1000);
+  };
+  const str = (k: "path" | "host" | "send" | "expect"): string | undefined => {
+    if (o[k] === undefined) return undefined;
+    if (typeof o[k] !== "string" || (o[k] as string).length > 1024) return c.fail(`${path}.${k}`, o[k], "a string of at most 1024 characters");
+    return o[k] as string;
+  };
+  const type = c.oneOf(`${path}.type`, o.type, undefined, ["tcp", "http", "https", "udp"] as const) ?? "tcp";
+  const p = str("path") ?? "/";
+  if (!p.startsWith("/")) c.fail(`${path}.path`, p, "a path starting with /");
+  const out: Check = {
+    type,
+    port: c.int(`${path}.port`, o.port, 0, 1, 65535) ?? 0,
+    path: p,
+    host: str("host"),
+    expectStatus: c.int(`${path}.expectStatus`, o.expectStatus, 200, 100, 599) ?? 200,
+    send: str("send"),
+    expect: str("expect"),
+    intervalMs: seconds("interval"),
+    timeoutMs: seconds("timeout"),
+    rise: c.int(`${path}.rise`, o.rise, CHECK_DEFAULT_COUNTS.rise, 1, 100) ?? 1,
+    fall: c.int(`${path}.fall`, o.fall, CHECK_DEFAULT_COUNTS.fall, 1, 100) ?? 1,
+  };
+  if (out.timeoutMs > out.intervalMs) c.fail(`${path}.timeout`, out.timeoutMs / 1000, `at most the interval (${out.intervalMs / 1000} s)`);
+  return out;
 }
 
 /** Validates or throws one Error listing every problem: for tools that cannot go on without a config. */

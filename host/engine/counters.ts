@@ -113,3 +113,14 @@ export function fateIdentityHolds(c: CounterSnapshot): boolean {
   const sum = (r: Record<string, number>): number => Object.values(r).reduce((a, b) => a + b, 0);
   return c.rx === c.tx + c.punt + c.drop && c.drop === sum(c.drops) && c.punt === sum(c.punts);
 }
+
+/** Adds snapshots field by field (the engines of one box). */
+export function sumCounters(list: readonly CounterSnapshot[]): CounterSnapshot {
+  const add = (a: unknown, b: unknown): unknown => {
+    if (typeof a === "number" || typeof b === "number") return ((a as number) ?? 0) + ((b as number) ?? 0);
+    const out: Record<string, unknown> = { ...(a as Record<string, unknown>) };
+    for (const [k, v] of Object.entries((b as Record<string, unknown>) ?? {})) out[k] = add(out[k], v);
+    return out;
+  };
+  return list.slice(1).reduce((acc, c) => add(acc, c) as CounterSnapshot, list[0]);
+}

@@ -1,7 +1,9 @@
 // One packet engine: a data-plane wasm instance on its own memory, with the host's side of its
-// rings. This class drives an engine synchronously (pcap runner, tests, benchmarks, the demo);
-// the threaded engines of the appliance use the same memory plan and rings from a worker.
+// rings. In-process (pcap runner, fixtures, benchmarks, the demo) the host calls run() itself;
+// threaded (the appliance) a worker runs the engine and the host only feeds and drains rings,
+// rings the rx doorbell, and rewrites config copies once the engine no longer reads them.
 import { readFile } from "node:fs/promises";
+import { Worker } from "node:worker_threads";
 import { randomInt } from "node:crypto";
 import { endianness } from "node:os";
 import * as L from "../../assembly/layout.js";
@@ -14,6 +16,7 @@ interface EngineExports {
   init(base: number): number;
   run(max: number): number;
   prepareConfig(copy: number): void;
+  useScratch(addr: number): void;
   hash(p: number, words: number, seed: number): number;
   _start(): void;
 }
@@ -35,6 +38,8 @@ export interface EngineOptions {
   seed?: number;
   /** Slot numbering shared with the box's other engines (one is made if absent). */
   slots?: Slots;
+  /** Run the engine in a worker thread of its own (the appliance) instead of in run() calls. */
+  threaded?: boolean;
 }
 
 export interface RingEntry {
@@ -54,6 +59,9 @@ export class Engine {
   private readonly u8: Uint8Array;
   private readonly dv: DataView;
   private gen = 0;
+  private readonly words: Int32Array; // the control block, for Atomics
+  private readonly all32: Int32Array; // the whole memory, for Atomics on ring heads and tails
+  private worker?: Worker;
   private readonly freeBufs: Int32Array;
   private nFree: number;
   /** The buffer slot the last successful rxPush filled (callers map results back by it). */
@@ -67,19 +75,76 @@ export class Engine {
     this.memory = new WebAssembly.Memory({ initial: this.plan.pages, maximum: this.plan.pages, shared: true });
     this.u8 = new Uint8Array(this.memory.buffer);
     this.dv = new DataView(this.memory.buffer);
+    this.words = new Int32Array(this.memory.buffer, this.plan.controlBlock, L.CB_SIZE / 4);
+    this.all32 = new Int32Array(this.memory.buffer);
     this.x = new WebAssembly.Instance(module, { env: { memory: this.memory } }).exports as unknown as EngineExports;
     this.x._start();
     this.slots = opts.slots ?? newSlots(config.sizes.maxServices, config.sizes.maxBackends);
     this.writeControlBlock(opts.seed ?? randomInt(0, 2 ** 32));
     if (this.x.init(this.plan.controlBlock) !== 0) throw new Error("the data plane rejected its control block (layout version mismatch: rebuild)");
+    if (opts.threaded) this.x.useScratch(this.plan.controlScratch); // this instance only builds indexes
     this.freeBufs = new Int32Array(this.plan.bufferCount);
     for (let i = 0; i < this.plan.bufferCount; i++) this.freeBufs[i] = this.plan.bufferCount - 1 - i;
     this.nFree = this.plan.bufferCount;
     this.apply(config);
+    if (opts.threaded) {
+      this.worker = new Worker(new URL("./worker.js", import.meta.url), {
+        workerData: { module, memory: this.memory, controlBlock: this.plan.controlBlock },
+      });
+    }
   }
 
   static async create(config: Config, opts: EngineOptions = {}): Promise<Engine> {
     return new Engine(config, await dataplaneModule(), opts);
+  }
+
+  get threaded(): boolean {
+    return this.worker !== undefined;
+  }
+
+  /** The worker thread, for its error and exit events. */
+  get thread(): Worker | undefined {
+    return this.worker;
+  }
+
+  /** Wakes a sleeping engine: frames are waiting on its rx ring. */
+  kick(): void {
+    Atomics.add(this.words, L.CB_RX_BELL / 4, 1);
+    Atomics.notify(this.words, L.CB_RX_BELL / 4);
+  }
+
+  /** The tx doorbell's value: wait for it to change with Atomics.waitAsync to learn of output. */
+  get txBell(): number {
+    return Atomics.load(this.words, L.CB_TX_BELL / 4);
+  }
+
+  get controlWords(): Int32Array {
+    return this.words;
+  }
+
+  /**
+   * May the host rewrite the inactive config copy? Yes once the engine has started a batch on
+   * the newest generation, or sleeps (it then reads the generation afresh when it wakes).
+   */
+  get settled(): boolean {
+    if (!this.worker) return true;
+    return Atomics.load(this.words, L.CB_ACK_GEN / 4) === (this.gen | 0) || Atomics.load(this.words, L.CB_IDLE / 4) === 1;
+  }
+
+  /** Stops the worker (it finishes its batch) and waits for the thread to end. */
+  async stop(): Promise<void> {
+    if (!this.worker) return;
+    Atomics.store(this.words, L.CB_STOP / 4, 1);
+    this.kick();
+    const w = this.worker;
+    this.worker = undefined;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => void w.terminate().then(() => resolve()), 2000);
+      w.once("exit", () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
   }
 
   private writeControlBlock(seed: number): void {
@@ -124,10 +189,11 @@ export class Engine {
       assignSlots(this.slots, config, this.clock);
       tables = maglevTables(config, this.slots);
     }
+    if (!this.settled) throw new Error("engine still reads the previous configuration: wait until settled");
     const next = (this.gen + 1) >>> 0;
     const copy = writeConfigCopy(this.memory.buffer, this.plan, (next & 1) as 0 | 1, config, this.slots, tables);
     this.x.prepareConfig(copy);
-    Atomics.store(new Uint32Array(this.memory.buffer, this.plan.controlBlock, L.CB_SIZE / 4), L.CB_CONFIG_GEN / 4, next);
+    Atomics.store(this.words, L.CB_CONFIG_GEN / 4, next | 0);
     this.gen = next;
     this.config = config;
   }
@@ -138,7 +204,7 @@ export class Engine {
   }
 
   set clock(ms: number) {
-    this.dv.setUint32(this.plan.controlBlock + L.CB_NOW_MS, Math.floor(ms) >>> 0, true);
+    Atomics.store(this.words, L.CB_NOW_MS / 4, Math.floor(ms) | 0);
   }
 
   /** Largest frame a buffer takes, leaving room to encapsulate or reply in place. */
@@ -164,25 +230,26 @@ export class Engine {
     this.dv.setUint16(d + L.DESC_LEN, frame.length, true);
     this.dv.setUint8(d + L.DESC_PORT, port);
     this.dv.setUint32(d + L.DESC_BUF, buf, true);
-    this.dv.setUint32(ring + L.RING_HEAD, (head + 1) >>> 0, true);
+    Atomics.store(this.all32, (ring + L.RING_HEAD) / 4, (head + 1) | 0); // publish
     return true;
   }
 
-  /** Runs one batch (at most MAX_BATCH frames). */
+  /** Runs one batch (at most MAX_BATCH frames). In-process engines only. */
   run(max = L.MAX_BATCH): number {
+    if (this.worker) throw new Error("a threaded engine runs in its worker");
     return this.x.run(max);
   }
 
   /** Runs until the rx ring is empty. */
   runAll(): number {
     let total = 0;
-    for (let n = this.x.run(L.MAX_BATCH); n > 0; n = this.x.run(L.MAX_BATCH)) total += n;
+    for (let n = this.run(L.MAX_BATCH); n > 0; n = this.run(L.MAX_BATCH)) total += n;
     return total;
   }
 
   /** Takes every entry off a ring the engine produces, and gives each buffer back after fn. */
   private drain(ring: number, fn?: (e: RingEntry) => void): number {
-    const head = Atomics.load(new Uint32Array(this.memory.buffer, ring, 1), 0);
+    const head = Atomics.load(this.all32, (ring + L.RING_HEAD) / 4) >>> 0;
     let tail = this.dv.getUint32(ring + L.RING_TAIL, true);
     let n = 0;
     for (; tail !== head; tail = (tail + 1) >>> 0, n++) {
@@ -195,7 +262,7 @@ export class Engine {
       }
       this.freeBufs[this.nFree++] = buf;
     }
-    this.dv.setUint32(ring + L.RING_TAIL, tail, true);
+    Atomics.store(this.all32, (ring + L.RING_TAIL) / 4, tail | 0); // buffers free again
     return n;
   }
 

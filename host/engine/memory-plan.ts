@@ -20,6 +20,8 @@ export interface RegionPlan {
   counterWords: number;
   backendCounterIndex: number;
   scratch: number;
+  /** The host's own wasm instance works here (service index builds), never in the engine's scratch. */
+  controlScratch: number;
   flow4: number;
   flow4Buckets: number;
   flow6: number;
@@ -78,6 +80,7 @@ export function planMemory(s: DataplaneSizes): RegionPlan {
   const counterWords = backendCounterIndex + s.maxBackends * L.BACKEND_COUNTER_WORDS;
   const counters = take(counterWords * 8, 4096);
   const scratch = take(L.SCRATCH_SIZE, 4096);
+  const controlScratch = take(L.SCRATCH_SIZE, 4096);
   const flow4Buckets = flowBuckets(s.ipv4Flows);
   const flow4 = take(flow4Buckets * L.FLOW4_ENTRY * L.FLOW_WAYS, 4096);
   const flow6Buckets = flowBuckets(s.ipv6Flows);
@@ -106,7 +109,7 @@ export function planMemory(s: DataplaneSizes): RegionPlan {
   return {
     controlBlock, rxRing, txRing, puntRing, freeRing, ringCapacity, buffers,
     bufferCount: s.bufferCount, bufferSize: s.bufferSize, counters, counterWords, backendCounterIndex,
-    scratch, flow4, flow4Buckets, flow6, flow6Buckets, config, configLayout, bytes, pages: bytes / PAGE,
+    scratch, controlScratch, flow4, flow4Buckets, flow6, flow6Buckets, config, configLayout, bytes, pages: bytes / PAGE,
   };
 }
 

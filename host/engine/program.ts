@@ -39,7 +39,7 @@ function serviceTable(s: Service, byName: Map<string, Config["backends"][number]
   // only active backends take new flows; draining and down ones keep (or lose) their flows elsewhere
   const members = s.backends.map((m) => ({
     id: m.name,
-    weight: byName.get(m.name)?.state === "active" ? m.weight : 0,
+    weight: usable(byName.get(m.name)) ? m.weight : 0,
     slot: slots.backends.slot(m.name) ?? L.BACKEND_NONE,
   }));
   const table = buildMaglev(members, size);
@@ -47,6 +47,11 @@ function serviceTable(s: Service, byName: Map<string, Config["backends"][number]
     if (table[i] !== L.BACKEND_NONE) table[i] = members[table[i]].slot;
   }
   return table;
+}
+
+/** Does a backend take new flows? Active, and its MAC known. */
+function usable(b: Config["backends"][number] | undefined): boolean {
+  return b?.state === "active" && b.mac !== undefined;
 }
 
 /** Writes the whole copy `which` (0 or 1). */
@@ -93,12 +98,12 @@ export function writeConfigCopy(
   for (const b of config.backends) {
     const slot = slots.backends.slot(b.name)!;
     const r = cl.backends + slot * L.BE_SIZE;
-    dv.setUint8(r + L.BE_STATE, STATE[b.state]);
+    dv.setUint8(r + L.BE_STATE, b.mac ? STATE[b.state] : L.BES_DOWN); // no MAC yet: nowhere to send
     dv.setUint8(r + L.BE_FAMILY, b.address.family);
     dv.setUint8(r + L.BE_PORT, b.via);
     dv.setUint16(r + L.BE_COOKIE, slots.backends.cookie(slot), true);
     dv.setUint16(r + L.BE_NAT_PORT, b.natPort, false); // network order: the engine compares raw
-    u8.set(b.mac, r + L.BE_MAC);
+    if (b.mac) u8.set(b.mac, r + L.BE_MAC);
     u8.set(b.address.bytes, r + L.BE_ADDR);
   }
 

@@ -150,3 +150,12 @@ test("punt and drop: every frame these fixtures transmitted passes tshark's chec
 });
 
 
+
+test("punt: a neighbour solicitation sent to the VIP itself (a router's reachability probe) goes to the host", async () => {
+  const fx = await Fixture.create("punt-nd-unicast", labConfig([svc("dsr", { vip: VIP6, backends: ["s1v6"] })]));
+  const ns = ethernet({
+    dst: CLIENT_PORT_MAC, src: ROUTER_MAC, etherType: ETHERTYPE_IPV6,
+    payload: ipv6({ src: CLIENT6, dst: VIP6, nextHeader: 58, hopLimit: 255, payload: icmpv6({ src: CLIENT6, dst: VIP6, type: 135, payload: parseIPv6(VIP6) }) }),
+  });
+  fx.expectPunt("client", ns, "nd");
+});

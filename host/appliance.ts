@@ -1,0 +1,285 @@
+// The appliance: boots the board, the packet engines and the control plane around them, and runs
+// until told to stop. The configuration file is the one truth; what the box learns (neighbours'
+// MACs, backends' health) only refines it into the effective configuration the engines run:
+// a backend whose MAC is unknown or whose health check fails takes no new flows.
+//
+//   board ports --frames--> engine pool --tx--> board ports
+//                                       --punt--> responder (ARP, ND, pings) --> neighbours
+//   config file --(boot, SIGHUP)--> effective config <-- neighbours, health checks --> engines
+import { readFile, writeFile, rename } from "node:fs/promises";
+import { availableParallelism } from "node:os";
+import { parseArgs } from "node:util";
+import type { Board } from "../board/types.js";
+import type { Config } from "./config/schema.js";
+import { validate, formatError } from "./config/validate.js";
+import { EnginePool } from "./engine/pool.js";
+import { Neighbors, type NeighborSource } from "./net/neighbors.js";
+import { Responder } from "./net/responder.js";
+import { formatMac } from "./net/frame.js";
+import { HealthMonitor, type CheckSpec } from "./health/index.js";
+
+export interface ApplianceOptions {
+  configPath: string;
+  statusFile?: string;
+  /** A board already open (tests: the simulated board); otherwise the Linux board is opened. */
+  board?: Board;
+  log?: (line: string) => void;
+}
+
+const STATUS_EVERY_MS = 1000;
+const GARP_REPEATS = [0, 1000, 3000]; // ms after a VIP appears: a lost announcement is made good
+
+export class ConfigFileError extends Error {}
+
+async function loadConfig(path: string): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (e) {
+    throw new ConfigFileError(`cannot read ${path}: ${(e as Error).message}`);
+  }
+  let input: unknown;
+  try {
+    input = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigFileError(`${path} is not JSON: ${(e as Error).message}`);
+  }
+  const v = validate(input);
+  if (!v.ok) throw new ConfigFileError(`${path} is not a valid configuration:\n  ${v.errors.map(formatError).join("\n  ")}`);
+  return v.config;
+}
+
+export class Appliance {
+  private pool!: EnginePool;
+  private neighbors!: Neighbors;
+  private responder!: Responder;
+  private readonly health: HealthMonitor;
+  private statusTimer?: NodeJS.Timeout;
+  private reapplyTimer?: NodeJS.Timeout;
+  private lastApply: Promise<void> = Promise.resolve();
+  private announced = new Set<string>();
+  private readonly started = Date.now();
+  private readonly log: (line: string) => void;
+
+  private constructor(private config: Config, private readonly board: Board, private readonly opts: ApplianceOptions) {
+    this.log = opts.log ?? ((line) => process.stdout.write(`${new Date().toISOString()} ${line}\n`));
+    this.health = new HealthMonitor({ log: this.log });
+  }
+
+  static async boot(opts: ApplianceOptions): Promise<Appliance> {
+    const config = await loadConfig(opts.configPath);
+    const board = opts.board ?? (await openBoard(config));
+    const box = new Appliance(config, board, opts);
+    await box.start();
+    return box;
+  }
+
+  private async start(): Promise<void> {
+    const c = this.config;
+    const engines = c.sizes.engines || Math.max(1, availableParallelism() - 1);
+    this.neighbors = new Neighbors((port, f) => this.sendOn(port, f), () => this.reapplySoon(), { log: this.log });
+    this.responder = new Responder((port, f) => this.sendOn(port, f), this.neighbors, c);
+    this.pool = await EnginePool.create(this.effective(), engines, {
+      tx: (port, frame) => this.sendOn(port, frame),
+      punt: (port, reason, frame) => this.responder.handle(port, reason, frame.slice()),
+    });
+    this.board.ports.forEach((p, i) => p.start((frames) => this.pool.dispatch(i, frames)));
+    this.health.onChange(() => this.reapplySoon());
+    this.configureControlPlane();
+    await this.pool.apply(this.effective());
+    this.announce();
+    this.log(`flowswitch: ${c.hostname} up on the ${this.board.kind} board: ${engines} engine(s), ports ${c.ports.map((p) => `${p.name}=${p.device}`).join(", ")}, ${c.services.length} service(s)`);
+    if (this.opts.statusFile) {
+      this.statusTimer = setInterval(() => void this.writeStatus(), STATUS_EVERY_MS);
+      await this.writeStatus();
+    }
+  }
+
+  private sendOn(port: number, frame: Uint8Array): void {
+    this.board.ports[port]?.send([frame]);
+  }
+
+  /** Neighbours to resolve and checks to run, from the configuration. */
+  private configureControlPlane(): void {
+    const c = this.config;
+    const source = (port: number): NeighborSource => {
+      const p = c.ports[port];
+      return { port, mac: p.mac, ipv4: p.ipv4?.text, ipv6: p.ipv6?.text };
+    };
+    const wanted: { ip: string; source: NeighborSource }[] = [];
+    for (const b of c.backends) if (!b.mac) wanted.push({ ip: b.address.text, source: source(b.via) });
+    for (const p of c.ports) {
+      if (p.gateway && !p.gatewayMac) wanted.push({ ip: p.gateway.text, source: source(p.index) });
+      if (p.gateway6 && !p.gatewayMac) wanted.push({ ip: p.gateway6.text, source: source(p.index) });
+    }
+    this.neighbors.want(wanted);
+    const checks = new Map<string, CheckSpec>();
+    for (const b of c.backends) {
+      if (!b.check) continue;
+      const k = b.check;
+      const from = b.address.family === 4 ? c.management.ipv4 : c.management.ipv6;
+      checks.set(b.name, {
+        type: k.type, address: b.address.text, port: k.port, path: k.path, host: k.host, expectStatus: k.expectStatus,
+        send: k.send, expect: k.expect, intervalMs: k.intervalMs, timeoutMs: k.timeoutMs, rise: k.rise, fall: k.fall,
+        sourceAddress: from?.text,
+      });
+    }
+    this.health.set(checks);
+    this.responder.update(c);
+  }
+
+  /** The configuration refined by what the box knows: MACs learnt, backends failing their checks. */
+  effective(): Config {
+    const c = this.config;
+    return {
+      ...c,
+      ports: c.ports.map((p) => ({
+        ...p,
+        gatewayMac: p.gatewayMac ?? (p.gateway && this.neighbors?.mac(p.gateway.text)) ?? (p.gateway6 && this.neighbors?.mac(p.gateway6.text)) ?? undefined,
+      })),
+      backends: c.backends.map((b) => ({
+        ...b,
+        mac: b.mac ?? this.neighbors?.mac(b.address.text),
+        state: this.health.status(b.name)?.state === "down" ? "down" : b.state,
+      })),
+    };
+  }
+
+  /** Coalesces a burst of changes (many neighbours answering at once) into one apply. */
+  private reapplySoon(): void {
+    if (this.reapplyTimer) return;
+    this.reapplyTimer = setTimeout(() => {
+      this.reapplyTimer = undefined;
+      this.lastApply = this.pool.apply(this.effective()).catch((e: Error) => this.log(`flowswitch: applying the configuration failed: ${e.message}`));
+    }, 5);
+  }
+
+  /** Resolves once every change noticed so far runs in the engines. */
+  async settled(): Promise<void> {
+    while (this.reapplyTimer) await new Promise((r) => setTimeout(r, 1));
+    await this.lastApply;
+  }
+
+  /** VIPs announce themselves on the ports that face clients (no backend behind them). */
+  private announce(): void {
+    const c = this.config;
+    const vips = c.services.filter((s) => s.arp).map((s) => s.vip.text);
+    const fresh = vips.filter((v) => !this.announced.has(v));
+    this.announced = new Set(vips);
+    if (!fresh.length) return;
+    const clientPorts = c.ports.filter((p) => !c.backends.some((b) => b.via === p.index));
+    for (const delay of GARP_REPEATS) {
+      setTimeout(() => {
+        for (const p of clientPorts) this.responder.announce(p.index, fresh);
+      }, delay).unref();
+    }
+    this.log(`flowswitch: announcing ${fresh.join(", ")} on ${clientPorts.map((p) => p.name).join(", ")}`);
+  }
+
+  /** Re-reads the configuration file; a bad file changes nothing and says why. */
+  async reload(): Promise<boolean> {
+    let next: Config;
+    try {
+      next = await loadConfig(this.opts.configPath);
+    } catch (e) {
+      this.log(`flowswitch: reload refused, still running the previous configuration: ${(e as Error).message}`);
+      return false;
+    }
+    if (JSON.stringify(next.sizes) !== JSON.stringify(this.config.sizes)) {
+      this.log("flowswitch: reload refused: data-plane sizes (dataplane.flows, limits, buffers, engines, maglevSize) change only at boot");
+      return false;
+    }
+    this.config = next;
+    this.configureControlPlane();
+    await this.pool.apply(this.effective());
+    this.announce();
+    this.log(`flowswitch: configuration reloaded: ${next.services.length} service(s), ${next.backends.length} backend(s)`);
+    return true;
+  }
+
+  status(): object {
+    const health: Record<string, { state: string; reason: string }> = {};
+    for (const [name, s] of this.health.all()) health[name] = { state: s.state, reason: s.reason };
+    const neighbors: Record<string, string> = {};
+    for (const e of this.neighbors.entries()) neighbors[e.ip] = e.mac ? `${formatMac(e.mac)} (${e.state})` : e.state;
+    return {
+      time: Date.now(),
+      uptimeMs: Date.now() - this.started,
+      engines: this.pool.engines.length,
+      counters: this.pool.counters(),
+      host: { ...this.pool.stats, ...this.responder.stats },
+      health,
+      neighbors,
+      backends: Object.fromEntries(this.effective().backends.map((b) => [b.name, { state: b.state, mac: b.mac ? formatMac(b.mac) : "unresolved" }])),
+      ports: Object.fromEntries(this.board.ports.map((p) => [p.name, p.stats()])),
+    };
+  }
+
+  private async writeStatus(): Promise<void> {
+    const path = this.opts.statusFile;
+    if (!path) return;
+    try {
+      await writeFile(`${path}.tmp`, JSON.stringify(this.status(), null, 1));
+      await rename(`${path}.tmp`, path);
+    } catch (e) {
+      this.log(`flowswitch: cannot write ${path}: ${(e as Error).message}`);
+    }
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.statusTimer);
+    clearTimeout(this.reapplyTimer);
+    this.health.stop();
+    this.neighbors.stop();
+    await this.pool.stop();
+    await this.board.close();
+  }
+}
+
+async function openBoard(config: Config): Promise<Board> {
+  const { openLinuxBoard } = await import("../board/linux/index.js");
+  return openLinuxBoard(config.ports.map((p) => ({ name: p.name, device: p.device })));
+}
+
+const USAGE = `usage: flowswitch --board linux --config FILE [--status-file FILE]
+
+Runs the appliance on the Linux board: the ports of FILE bound to the network interfaces their
+"device" names. SIGHUP re-reads FILE; SIGTERM or SIGINT stops.`;
+
+/** The command line: returns the exit status once stopped. */
+export async function runAppliance(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({ args: argv, options: { config: { type: "string" }, "status-file": { type: "string" }, help: { type: "boolean" } } }));
+  } catch (e) {
+    process.stderr.write(`flowswitch: ${(e as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (!values.config) {
+    process.stderr.write(`flowswitch: --config is required\n${USAGE}\n`);
+    return 2;
+  }
+  let box: Appliance;
+  try {
+    box = await Appliance.boot({ configPath: values.config, statusFile: values["status-file"] });
+  } catch (e) {
+    process.stderr.write(`flowswitch: ${(e as Error).message}\n`);
+    return e instanceof ConfigFileError ? 2 : 1;
+  }
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      process.stdout.write(`${new Date().toISOString()} flowswitch: ${signal}: stopping\n`);
+      void box.stop().then(() => resolve(0), () => resolve(1));
+    };
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
+    process.on("SIGHUP", () => void box.reload());
+  });
+}

@@ -1,0 +1,41 @@
+// Which engine a frame goes to. Both directions of a flow must meet on one engine (NAT keeps its
+// return entry there), so the hash covers the client's end of the flow: the source address and
+// port of frames from the client side, the destination address and port of frames arriving on a
+// server-facing port (replies on their way back to that client). Non-IP frames go to engine 0.
+
+/** FNV-1a over the client's address and port: cheap, and all a spread over a few engines needs. */
+export function clientSideHash(f: Uint8Array, serverFacing: boolean): number {
+  let off = 12;
+  let et = (f[off] << 8) | f[off + 1];
+  for (let tags = 0; (et === 0x8100 || et === 0x88a8) && tags < 2; tags++) {
+    off += 4;
+    et = (f[off] << 8) | f[off + 1];
+  }
+  const l3 = off + 2;
+  let addr: number;
+  let alen: number;
+  let l4: number;
+  let proto: number;
+  if (et === 0x0800 && f.length >= l3 + 20) {
+    alen = 4;
+    addr = l3 + (serverFacing ? 16 : 12);
+    proto = f[l3 + 9];
+    l4 = l3 + (f[l3] & 15) * 4;
+    if (((f[l3 + 6] << 8) | f[l3 + 7]) & 0x3fff) proto = 0; // a fragment: no ports in most of them
+  } else if (et === 0x86dd && f.length >= l3 + 40) {
+    alen = 16;
+    addr = l3 + (serverFacing ? 24 : 8);
+    proto = f[l3 + 6];
+    l4 = l3 + 40;
+  } else {
+    return 0;
+  }
+  let h = 0x811c9dc5;
+  for (let i = 0; i < alen; i++) h = Math.imul(h ^ f[addr + i], 0x01000193);
+  if ((proto === 6 || proto === 17) && f.length >= l4 + 4) {
+    const p = l4 + (serverFacing ? 2 : 0);
+    h = Math.imul(h ^ f[p], 0x01000193);
+    h = Math.imul(h ^ f[p + 1], 0x01000193);
+  }
+  return h >>> 0;
+}

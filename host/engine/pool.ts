@@ -1,0 +1,139 @@
+// The box's packet engines: one worker thread each, fed from the board and drained back to it.
+// Frames are spread by a client-side hash (dispatch.ts). All engines share slot numbers and the
+// Maglev tables of a config, computed once per apply. A config applies engine by engine, each
+// only once it no longer reads the copy being rewritten, so traffic never meets a half-written
+// table; applies are serialised.
+import * as L from "../../assembly/layout.js";
+import type { Config } from "../config/schema.js";
+import { Engine, dataplaneModule, type RingEntry } from "./engine.js";
+import { assignSlots, maglevTables, newSlots, type Slots } from "./program.js";
+import { sumCounters, type CounterSnapshot } from "./counters.js";
+import { clientSideHash } from "./dispatch.js";
+
+export interface PoolOutput {
+  /** A frame an engine transmitted: send it out of board port `port`. The view dies after the call. */
+  tx(port: number, frame: Uint8Array): void;
+  /** A frame an engine handed to the host. The view dies after the call. */
+  punt(port: number, reason: number, frame: Uint8Array): void;
+}
+
+export interface PoolStats {
+  /** Frames the host could not hand to an engine: its rx ring had no free buffer. */
+  rxNoBuffer: number;
+  /** Frames larger than a buffer. */
+  rxTooBig: number;
+}
+
+const SETTLE_TIMEOUT_MS = 2000;
+const CLOCK_TICK_MS = 5;
+
+export class EnginePool {
+  readonly slots: Slots;
+  readonly stats: PoolStats = { rxNoBuffer: 0, rxTooBig: 0 };
+  private serverFacing: boolean[] = [];
+  private applying: Promise<void> = Promise.resolve();
+  private clockTimer?: NodeJS.Timeout;
+  private stopped = false;
+  private readonly started = performance.now();
+
+  private constructor(readonly engines: Engine[], slots: Slots, private config: Config, private readonly out: PoolOutput) {
+    this.slots = slots;
+    this.noteSides(config);
+    this.tickClock();
+    this.clockTimer = setInterval(() => this.tickClock(), CLOCK_TICK_MS);
+    for (const e of engines) void this.drainLoop(e);
+  }
+
+  /** Starts n engines on config. Their outputs go to out. */
+  static async create(config: Config, n: number, out: PoolOutput): Promise<EnginePool> {
+    await dataplaneModule();
+    const slots = newSlots(config.sizes.maxServices, config.sizes.maxBackends);
+    const engines: Engine[] = [];
+    for (let i = 0; i < n; i++) engines.push(await Engine.create(config, { id: i, slots, threaded: true }));
+    return new EnginePool(engines, slots, config, out);
+  }
+
+  get current(): Config {
+    return this.config;
+  }
+
+  private noteSides(config: Config): void {
+    this.serverFacing = config.ports.map((p) => config.backends.some((b) => b.via === p.index));
+  }
+
+  private tickClock(): void {
+    const ms = performance.now() - this.started;
+    for (const e of this.engines) e.clock = ms;
+  }
+
+  /** Hands frames received on board port `port` to the engines. */
+  dispatch(port: number, frames: readonly Uint8Array[]): void {
+    const n = this.engines.length;
+    const side = this.serverFacing[port] ?? false;
+    let kicked = 0;
+    for (const f of frames) {
+      const i = n === 1 ? 0 : clientSideHash(f, side) % n;
+      const e = this.engines[i];
+      if (!e.rxPush(port, f)) {
+        if (f.length > e.maxFrame) this.stats.rxTooBig++;
+        else this.stats.rxNoBuffer++;
+        continue;
+      }
+      kicked |= 1 << i;
+    }
+    for (let i = 0; i < n; i++) if (kicked & (1 << i)) this.engines[i].kick();
+  }
+
+  /** Drains an engine whenever its tx doorbell rings (and every 50 ms in any case). */
+  private async drainLoop(e: Engine): Promise<void> {
+    const words = e.controlWords;
+    const bellIndex = L.CB_TX_BELL / 4;
+    const tx = (x: RingEntry): void => this.out.tx(x.port, x.frame);
+    const punt = (x: RingEntry): void => this.out.punt(x.port, x.reason, x.frame);
+    while (!this.stopped) {
+      const seen = Atomics.load(words, bellIndex);
+      e.drainTx(tx);
+      e.drainPunt(punt);
+      e.drainDropped();
+      const w = Atomics.waitAsync(words, bellIndex, seen, 50);
+      if (w.async) await w.value;
+    }
+  }
+
+  /** Makes config live on every engine; resolves once all of them run it. */
+  apply(config: Config): Promise<void> {
+    const next = this.applying.then(() => this.applyNow(config));
+    this.applying = next.catch(() => undefined);
+    return next;
+  }
+
+  private async applyNow(config: Config): Promise<void> {
+    assignSlots(this.slots, config, performance.now() - this.started);
+    const tables = maglevTables(config, this.slots);
+    for (const e of this.engines) {
+      await this.settled(e);
+      e.apply(config, tables);
+    }
+    this.config = config;
+    this.noteSides(config);
+  }
+
+  private async settled(e: Engine): Promise<void> {
+    const deadline = performance.now() + SETTLE_TIMEOUT_MS;
+    while (!e.settled) {
+      if (performance.now() > deadline) throw new Error(`engine ${e.id} did not take up the previous configuration within ${SETTLE_TIMEOUT_MS} ms`);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+
+  /** Counters of all engines, summed, read while they run. */
+  counters(): CounterSnapshot {
+    return sumCounters(this.engines.map((e) => e.counters()));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.clockTimer);
+    await Promise.all(this.engines.map((e) => e.stop()));
+  }
+}
