@@ -134,7 +134,7 @@ test("appliance: answers ARP for the VIP and its own address, neighbour solicita
   assert.equal(formatIPv4(pong, 14 + 12), VIP);
 });
 
-test("appliance: configuration generations flip under load and no frame is lost to the change", async () => {
+test("appliance: backends added, removed, re-weighted and drained under load: no frame is lost to the change", async () => {
   const flows = 200;
   let sent = 0;
   const start = sw.got.length;
@@ -142,7 +142,20 @@ test("appliance: configuration generations flip under load and no frame is lost 
     router.send(tcp4Frame({ srcMac: ROUTER_MAC, dstMac: CLIENT_MAC, src: "198.51.100.20", dst: VIP, sport: 10_000 + i, dport: 80, flags: SYN }));
     sent++;
   }
-  const variants: ConfigInput[] = [config({}, { s1: 3 }), config({ s2: "draining" }), config({}, { s2: 5 }), config({ s1: "draining" }), config()];
+  const withS3 = (): ConfigInput => {
+    const c = config();
+    c.backends!.push({ name: "s3", address: "10.0.2.13", mac: "02:00:00:00:02:13", via: "server" });
+    c.services![0].backends.push("s3");
+    return c;
+  };
+  const withoutS2 = (): ConfigInput => {
+    const c = config();
+    c.backends = c.backends!.filter((b) => b.name !== "s2");
+    c.services = [{ ...c.services![0], backends: ["s1"] }];
+    return c;
+  };
+  // weights change, backends drain, a backend is added, one is removed (its flows move on), and back
+  const variants: ConfigInput[] = [config({}, { s1: 3 }), config({ s2: "draining" }), withS3(), config({}, { s2: 5 }), withoutS2(), config({ s1: "draining" }), config()];
   for (let round = 0; round < 25; round++) {
     for (let i = 0; i < flows; i++) {
       router.send(tcp4Frame({ srcMac: ROUTER_MAC, dstMac: CLIENT_MAC, src: "198.51.100.20", dst: VIP, sport: 10_000 + i, dport: 80, flags: ACK, seq: round }));
