@@ -1,0 +1,192 @@
+// The Flowswitch process in fsl-app: started with the Linux board on the lab's config, stopped with
+// SIGTERM (SIGKILL after 3 s), reconfigured by rewriting appliance.json and sending SIGHUP. It writes
+// status.json every second: counters, health per backend, engine count, time.
+//
+// "Ready" means: the process lives, status.json exists, and the router gets answers from the VIPs
+// (the appliance answers ARP/ND for them and ICMP echo to them), so traffic can flow.
+import { existsSync, readFileSync, rmSync, appendFileSync, writeFileSync, accessSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { CounterSnapshot } from "../../host/engine/index.js";
+import { applianceConfig, type ApplianceConfigOptions, type LabApplianceConfig } from "./appliance-config.js";
+import { ensureStateDir, ipIn, isAlive, nsTry, pidFromFile, signal, sleep, spawnInNs, statePath, stopPids, tail, writeFileAtomic } from "./exec.js";
+import { APPLIANCE_NS, ROUTER_NS, VIPS } from "./topology.js";
+
+export const appliancePaths = {
+  config: (): string => statePath("appliance.json"),
+  status: (): string => statePath("status.json"),
+  log: (): string => statePath("appliance.log"),
+  pid: (): string => statePath("appliance.pid"),
+};
+
+export const READY_TIMEOUT_MS = 15_000;
+const LOG_TAIL_LINES = 30;
+
+export interface HealthState {
+  state: "up" | "down";
+  reason?: string;
+}
+
+export interface ApplianceStatus {
+  counters: CounterSnapshot;
+  health: Record<string, HealthState>;
+  engines: number;
+  time: number;
+}
+
+/** The repository root: the directory above this file that holds package.json. */
+export function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    try {
+      accessSync(join(dir, "package.json"));
+      return dir;
+    } catch {
+      const up = dirname(dir);
+      if (up === dir) throw new Error(`cannot find package.json above ${fileURLToPath(import.meta.url)}`);
+      dir = up;
+    }
+  }
+}
+
+/** An interface's MAC address, as the kernel reports it inside a namespace. */
+export async function interfaceMac(ns: string, dev: string): Promise<string> {
+  const { stdout } = await ipIn(ns, "-j", "link", "show", "dev", dev);
+  const links = JSON.parse(stdout) as { address?: string }[];
+  const mac = links[0]?.address;
+  if (!mac) throw new Error(`no MAC address for ${dev} in ${ns} (ip -j -n ${ns} link show dev ${dev}: ${stdout.trim()})`);
+  return mac;
+}
+
+/** Writes appliance.json (atomically) for these options; front and back MACs are read from fsl-app. */
+export async function writeApplianceConfig(o: Omit<ApplianceConfigOptions, "frontMac" | "backMac"> = {}): Promise<LabApplianceConfig> {
+  const config = applianceConfig({ ...o, frontMac: await interfaceMac(APPLIANCE_NS, "front"), backMac: await interfaceMac(APPLIANCE_NS, "back") });
+  ensureStateDir();
+  writeFileAtomic(appliancePaths.config(), `${JSON.stringify(config, null, 2)}\n`);
+  return config;
+}
+
+export function appliancePid(): number | undefined {
+  return pidFromFile(appliancePaths.pid());
+}
+
+export function applianceLogTail(lines = LOG_TAIL_LINES): string {
+  return tail(appliancePaths.log(), lines);
+}
+
+/** The error to show when the appliance is not doing what the lab needs: what, and the log's tail. */
+export class ApplianceError extends Error {
+  constructor(what: string) {
+    super(`${what}\n--- last lines of ${appliancePaths.log()} ---\n${applianceLogTail()}\n---`);
+  }
+}
+
+/** The command line the lab starts the appliance with. */
+export function applianceCommand(): string[] {
+  return [process.execPath, join(repoRoot(), "build", "host", "main.js"), "--board", "linux",
+    "--config", appliancePaths.config(), "--status-file", appliancePaths.status()];
+}
+
+/**
+ * Starts the appliance in fsl-app on the current appliance.json (written first if missing), and
+ * waits until it is ready. A running appliance is stopped first. Throws an ApplianceError with the
+ * log's tail if it exits or is not ready within timeoutMs.
+ */
+export async function startAppliance(timeoutMs = READY_TIMEOUT_MS): Promise<number> {
+  await stopAppliance();
+  if (!existsSync(appliancePaths.config())) await writeApplianceConfig();
+  rmSync(appliancePaths.status(), { force: true });
+  const argv = applianceCommand();
+  if (!existsSync(argv[1])) throw new ApplianceError(`cannot start the appliance: ${argv[1]} does not exist (run npm run build)`);
+  appendFileSync(appliancePaths.log(), `--- lab: ${new Date().toISOString()}: ip netns exec ${APPLIANCE_NS} ${argv.join(" ")}\n`);
+  const pid = await spawnInNs(APPLIANCE_NS, argv, appliancePaths.log());
+  writeFileSync(appliancePaths.pid(), `${pid}\n`);
+  await waitReady(pid, timeoutMs);
+  return pid;
+}
+
+async function waitReady(pid: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const pending = new Set([VIPS.dsr4, VIPS.nat4, VIPS.dsr6, VIPS.nat6]);
+  let statusSeen = false;
+  for (;;) {
+    if (!isAlive(pid)) throw new ApplianceError(`the appliance (pid ${pid}) exited while starting`);
+    if (!statusSeen) statusSeen = readStatus() !== undefined;
+    // one echo per pending VIP; each waits at most 1 s
+    for (const vip of [...pending]) {
+      if ((await nsTry(ROUTER_NS, ["ping", "-c1", "-W1", "-n", "-q", vip], { timeoutMs: 5000 })).ok) pending.delete(vip);
+    }
+    if (statusSeen && pending.size === 0) return;
+    if (Date.now() > deadline) {
+      const missing = [
+        ...(statusSeen ? [] : [`no readable ${appliancePaths.status()}`]),
+        ...(pending.size ? [`no answer from ${[...pending].join(", ")} to a ping from ${ROUTER_NS} (the appliance must answer ARP/ND and ICMP echo for its VIPs)`] : []),
+      ];
+      throw new ApplianceError(`the appliance (pid ${pid}) is not ready after ${timeoutMs / 1000} s: ${missing.join("; ")}`);
+    }
+    await sleep(200);
+  }
+}
+
+/** SIGTERM, then SIGKILL after 3 s. */
+export async function stopAppliance(): Promise<void> {
+  const pid = appliancePid();
+  if (pid) await stopPids([pid], 3000);
+  rmSync(appliancePaths.pid(), { force: true });
+}
+
+const RELOAD_ACK_MS = 3000;
+
+/**
+ * Writes a new appliance.json and sends SIGHUP, so the running appliance reloads it; then waits
+ * (at most 3 s) for the appliance to log a line about the reload. A line saying "refused" is an
+ * error; no line at all is taken as done (the appliance need not log).
+ */
+export async function reloadAppliance(o: Omit<ApplianceConfigOptions, "frontMac" | "backMac"> = {}): Promise<LabApplianceConfig> {
+  const config = await writeApplianceConfig(o);
+  const pid = appliancePid();
+  if (!pid) throw new ApplianceError("cannot reload the appliance: it is not running");
+  const logFile = appliancePaths.log();
+  const from = existsSync(logFile) ? statSync(logFile).size : 0;
+  signal(pid, "SIGHUP");
+  const deadline = Date.now() + RELOAD_ACK_MS;
+  while (Date.now() < deadline) {
+    await sleep(100);
+    const added = existsSync(logFile) ? readFileSync(logFile).subarray(from).toString("utf8") : "";
+    const line = added.split("\n").find((l) => /reload/i.test(l));
+    if (line && /refused|fail|error/i.test(line)) throw new ApplianceError(`the appliance did not take the new ${appliancePaths.config()}: ${line.trim()}`);
+    if (line) return config;
+  }
+  return config;
+}
+
+/** status.json, or undefined while there is none (or it does not parse). */
+export function readStatus(): ApplianceStatus | undefined {
+  try {
+    const s = JSON.parse(readFileSync(appliancePaths.status(), "utf8")) as ApplianceStatus;
+    return typeof s === "object" && s !== null && typeof s.counters === "object" ? s : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Waits (bounded) until status.json satisfies test; throws an ApplianceError naming what was awaited. */
+export async function waitForStatus(what: string, test: (s: ApplianceStatus) => boolean, timeoutMs: number): Promise<ApplianceStatus> {
+  const deadline = Date.now() + timeoutMs;
+  let last: ApplianceStatus | undefined;
+  for (;;) {
+    last = readStatus();
+    if (last && test(last)) return last;
+    if (Date.now() > deadline) {
+      const shown = last ? JSON.stringify({ health: last.health, time: last.time, engines: last.engines }) : "(no status.json)";
+      throw new ApplianceError(`waited ${timeoutMs / 1000} s for ${what}; status.json: ${shown}`);
+    }
+    if (appliancePid() === undefined) throw new ApplianceError(`the appliance is not running (waiting for ${what})`);
+    await sleep(200);
+  }
+}
+
+/** A status.json written after `after` (ms since the epoch): the counters then include what happened before it. */
+export function waitForFreshStatus(after: number, timeoutMs = 5000): Promise<ApplianceStatus> {
+  return waitForStatus(`a status.json written after ${new Date(after).toISOString()}`, (s) => s.time > after, timeoutMs);
+}

@@ -1,0 +1,106 @@
+// The lab: network namespaces with a client, a router, the appliance running the real Flowswitch
+// process on the Linux board, and three nginx servers (topology.ts). Its public face for the
+// end-to-end tests and benchmark, and its command line:
+//
+//   npm run lab -- up [--no-appliance] [--keep-on-failure]
+//   npm run lab -- down
+//   npm run lab -- status [--json]
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { down, status, statusText, up } from "./lab.js";
+import { assertLabFree } from "./lock.js";
+
+export * from "./topology.js";
+export * from "./appliance-config.js";
+export {
+  ApplianceError, appliancePaths, appliancePid, applianceLogTail, interfaceMac, readStatus, reloadAppliance, repoRoot,
+  startAppliance, stopAppliance, waitForFreshStatus, waitForStatus, writeApplianceConfig, READY_TIMEOUT_MS,
+  type ApplianceStatus, type HealthState,
+} from "./appliance.js";
+export { CommandError, nsRun, nsTry, ipIn, privilege, run, signal, sleep, spawnInNs, stateDir, statePath, stopPids, isAlive, tail } from "./exec.js";
+export { accessLogPath, bigFilePath, nginxPid, readAccessLog, startNginx, stopNginx, type AccessLogEntry } from "./nginx.js";
+export { curlText, down, namespacePids, status, statusText, up, type LabStatus, type UpOptions } from "./lab.js";
+export { acquireLab, assertLabFree, labHolder, releaseLab } from "./lock.js";
+export { parseWrk, wrk, type WrkOptions, type WrkResult } from "./wrk.js";
+export { HAPROXY_VIP, haproxyConf, startHaproxy, stopHaproxy } from "./haproxy.js";
+
+const USAGE = `usage: npm run lab -- up [--no-appliance] [--keep-on-failure] [--force]
+       npm run lab -- down [--force]
+       npm run lab -- status [--json]
+
+up      build the lab (tearing down what is left of an earlier one first), start
+        nginx in the servers and the appliance in fsl-app, wait until it answers
+        --no-appliance     leave the appliance stopped (kernel paths only)
+        --keep-on-failure  leave a lab that failed to come up as it is
+down    stop every process in the lab and delete its namespaces
+status  what exists: namespaces, interfaces, nginx, the appliance, status.json
+
+up and down refuse while a test run or the benchmark holds the lab (--force:
+do it anyway).
+
+State (configs, logs, pids): $FSL_DIR, default /tmp/fsl. Needs root, or
+unprivileged user namespaces.`;
+
+async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: {
+        "no-appliance": { type: "boolean", default: false },
+        "keep-on-failure": { type: "boolean", default: false },
+        json: { type: "boolean", default: false },
+        force: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (e) {
+    process.stderr.write(`lab: ${(e as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (positionals.length !== 1 || !["up", "down", "status"].includes(positionals[0])) {
+    process.stderr.write(`lab: expected one of up, down, status${positionals.length ? `, got: ${positionals.join(" ")}` : ""}\n${USAGE}\n`);
+    return 2;
+  }
+  const log = (m: string): void => void process.stderr.write(`lab: ${m}\n`);
+  switch (positionals[0]) {
+    case "up":
+      if (!values.force) assertLabFree("build the lab");
+      await up({ appliance: !values["no-appliance"], keepOnFailure: values["keep-on-failure"], log });
+      log("up");
+      return 0;
+    case "down":
+      if (!values.force) assertLabFree("take the lab down");
+      await down({ log });
+      log("down");
+      return 0;
+    default:
+      process.stdout.write(values.json ? `${JSON.stringify(await status(), null, 2)}\n` : await statusText());
+      return 0;
+  }
+}
+
+/** True when this file is the program being run (not imported by a test or the benchmark). */
+function isMain(): boolean {
+  if (!process.argv[1]) return false;
+  try {
+    return realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isMain()) {
+  main(process.argv.slice(2)).then((code) => (process.exitCode = code), (e: Error) => {
+    process.stderr.write(`lab: ${e.message}\n`);
+    process.exitCode = 1;
+  });
+}
