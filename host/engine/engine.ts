@@ -107,10 +107,13 @@ export class Engine {
     return this.worker;
   }
 
-  /** Wakes a sleeping engine: frames are waiting on its rx ring. */
+  /**
+   * Tells the engine frames are waiting. The bell always moves, so an engine about to sleep sees
+   * the change and does not; only one that already sleeps costs a wake-up call.
+   */
   kick(): void {
     Atomics.add(this.words, L.CB_RX_BELL / 4, 1);
-    Atomics.notify(this.words, L.CB_RX_BELL / 4);
+    if (Atomics.load(this.words, L.CB_IDLE / 4) === 1) Atomics.notify(this.words, L.CB_RX_BELL / 4);
   }
 
   /** The tx doorbell's value: wait for it to change with Atomics.waitAsync to learn of output. */
