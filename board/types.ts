@@ -1,5 +1,6 @@
 // What a board gives the host: ports that move Ethernet frames. A board knows nothing of services,
 // flows or engines; it only moves frames between the wire and whoever listens.
+import type { Flash } from "./flash.js";
 
 /** One frame as it arrived: the bytes, owned by the listener once delivered. */
 export type Frame = Uint8Array;
@@ -24,5 +25,7 @@ export interface BoardPort {
 export interface Board {
   readonly kind: "sim" | "linux";
   readonly ports: BoardPort[];
+  /** The flash partitions (boot env, image slots A and B, config), when the board has them. */
+  flash?: Flash;
   close(): Promise<void>;
 }

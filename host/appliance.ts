@@ -13,18 +13,23 @@ import type { Board } from "../board/types.js";
 import type { Config } from "./config/schema.js";
 import { validate, formatError } from "./config/validate.js";
 import { EnginePool } from "./engine/pool.js";
+import { readFlows, subtractCounters, type CounterSnapshot, type FlowFilter, type FlowRow } from "./engine/index.js";
 import { Neighbors, type NeighborSource } from "./net/neighbors.js";
 import { Responder } from "./net/responder.js";
 import { formatMac } from "./net/frame.js";
 import { HealthMonitor, type CheckSpec } from "./health/index.js";
 
 export interface ApplianceOptions {
+  /** The configuration file: the truth when there is no flash; re-read on SIGHUP (reload()). */
   configPath: string;
   statusFile?: string;
   /** A board already open (tests: the simulated board); otherwise the Linux board is opened. */
   board?: Board;
   log?: (line: string) => void;
 }
+
+/** A change of data-plane sizes is kept for the next boot; everything else applies at once. */
+export const SIZES_AT_BOOT = "data-plane sizes (dataplane.flows, limits, buffers, engines, maglevSize) take effect at the next boot";
 
 const STATUS_EVERY_MS = 1000;
 const GARP_REPEATS = [0, 1000, 3000]; // ms after a VIP appears: a lost announcement is made good
@@ -61,7 +66,9 @@ export class Appliance {
   private readonly started = Date.now();
   private readonly log: (line: string) => void;
 
-  private constructor(private config: Config, private readonly board: Board, private readonly opts: ApplianceOptions) {
+  private baseline?: CounterSnapshot;
+
+  private constructor(private config: Config, readonly board: Board, private readonly opts: ApplianceOptions) {
     this.log = opts.log ?? ((line) => process.stdout.write(`${new Date().toISOString()} ${line}\n`));
     this.health = new HealthMonitor({ log: this.log });
   }
@@ -72,6 +79,38 @@ export class Appliance {
     const box = new Appliance(config, board, opts);
     await box.start();
     return box;
+  }
+
+  /**
+   * Boots with no configuration applied yet: the first applyConfig() starts the engines. For a
+   * configuration session that loads the running configuration itself (from flash).
+   */
+  static async prepare(opts: ApplianceOptions, initial: Config): Promise<Appliance> {
+    const board = opts.board ?? (await openBoard(initial));
+    return new Appliance(initial, board, opts);
+  }
+
+  get running(): Config {
+    return this.config;
+  }
+
+  /**
+   * Makes a validated configuration live: engines (started on the first call), neighbours,
+   * health checks, announcements. New data-plane sizes are kept for the next boot.
+   */
+  async applyConfig(next: Config): Promise<void> {
+    if (!this.pool) {
+      this.config = next;
+      return this.start();
+    }
+    if (JSON.stringify(next.sizes) !== JSON.stringify(this.config.sizes)) {
+      this.log(`flowswitch: ${SIZES_AT_BOOT}`);
+      next = { ...next, sizes: this.config.sizes };
+    }
+    this.config = next;
+    this.configureControlPlane();
+    await this.pool.apply(this.effective());
+    this.announce();
   }
 
   private async start(): Promise<void> {
@@ -189,10 +228,7 @@ export class Appliance {
       this.log("flowswitch: reload refused: data-plane sizes (dataplane.flows, limits, buffers, engines, maglevSize) change only at boot");
       return false;
     }
-    this.config = next;
-    this.configureControlPlane();
-    await this.pool.apply(this.effective());
-    this.announce();
+    await this.applyConfig(next);
     this.log(`flowswitch: configuration reloaded: ${next.services.length} service(s), ${next.backends.length} backend(s)`);
     return true;
   }
@@ -226,12 +262,58 @@ export class Appliance {
     }
   }
 
+  /** Counters summed over the engines, since the last clearCounters(). */
+  counters(): CounterSnapshot {
+    const now = this.pool.counters();
+    return this.baseline ? subtractCounters(now, this.baseline) : now;
+  }
+
+  /** Starts the counters shown from zero (the engines' own counters keep running). */
+  clearCounters(): void {
+    this.baseline = this.pool.counters();
+  }
+
+  flows(filter: FlowFilter): FlowRow[] {
+    const out: FlowRow[] = [];
+    for (const e of this.pool.engines) out.push(...readFlows(e, { ...filter, limit: (filter.limit ?? Infinity) - out.length }));
+    return out;
+  }
+
+  /** Per backend: what the engines run (state, MAC) and what the health check says. */
+  backendStates(): Record<string, { state: string; mac: string; health?: string }> {
+    const out: Record<string, { state: string; mac: string; health?: string }> = {};
+    for (const b of this.effective().backends) {
+      const h = this.health.status(b.name);
+      out[b.name] = { state: b.mac ? b.state : "unresolved", mac: b.mac ? formatMac(b.mac) : "(resolving)", health: h ? `${h.state} (${h.reason})` : undefined };
+    }
+    return out;
+  }
+
+  portInfo(): { name: string; device: string; mac: string; mtu: number; addresses: string[]; up: boolean }[] {
+    return this.config.ports.map((p) => ({
+      name: p.name, device: p.device, mac: formatMac(p.mac), mtu: p.mtu,
+      addresses: [p.ipv4?.text, p.ipv6?.text].filter((a): a is string => !!a), up: this.board.ports[p.index] !== undefined,
+    }));
+  }
+
+  systemInfo(): Record<string, string> {
+    const up = Math.floor((Date.now() - this.started) / 1000);
+    return {
+      hostname: this.config.hostname,
+      board: this.board.kind,
+      "packet engines": String(this.pool?.engines.length ?? 0),
+      uptime: `${Math.floor(up / 86400)}d ${Math.floor((up % 86400) / 3600)}h ${Math.floor((up % 3600) / 60)}m ${up % 60}s`,
+      "flow table": `${this.config.sizes.ipv4Flows.toLocaleString("en-US")} IPv4, ${this.config.sizes.ipv6Flows.toLocaleString("en-US")} IPv6 entries`,
+      node: process.version,
+    };
+  }
+
   async stop(): Promise<void> {
     clearInterval(this.statusTimer);
     clearTimeout(this.reapplyTimer);
     this.health.stop();
-    this.neighbors.stop();
-    await this.pool.stop();
+    this.neighbors?.stop();
+    await this.pool?.stop();
     await this.board.close();
   }
 }

@@ -19,6 +19,7 @@ curl        curl
 wrk         wrk
 nginx       nginx-light
 haproxy     haproxy
+socat       socat
 "
 
 missing_packages=()

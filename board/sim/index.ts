@@ -2,6 +2,7 @@
 // wire arrives, as a copy, on the other end in the next turn of the event loop, in batches like a
 // NIC's. Runs anywhere without privileges: the default for demos, and for tests of the host.
 import type { Board, BoardPort, Frame } from "../types.js";
+import type { Flash } from "../flash.js";
 
 export class SimPort implements BoardPort {
   private listener?: (frames: Frame[]) => void;
@@ -58,9 +59,11 @@ export class SimPort implements BoardPort {
 
 export class SimBoard implements Board {
   readonly kind = "sim" as const;
-  constructor(readonly ports: SimPort[]) {}
+  /** The flash: a file (see board/flash.ts), when the box keeps its configuration. */
+  constructor(readonly ports: SimPort[], readonly flash?: Flash) {}
 
   async close(): Promise<void> {
     for (const p of this.ports) p.close();
+    await this.flash?.close();
   }
 }

@@ -5,10 +5,19 @@
 export type ForwardingMode = "dsr" | "nat" | "tunnel";
 export type Protocol = "tcp" | "udp";
 export type BackendState = "active" | "draining" | "down";
+/** admin: may change the configuration; operator: may look and run operational commands. */
+export type UserClass = "admin" | "operator";
 
 /** As written by the operator. Every field not marked required has a default. */
 export interface ConfigInput {
-  system?: { hostname?: string };
+  system?: {
+    hostname?: string;
+    /** IANA time zone name for the console and logs (default UTC). */
+    timezone?: string;
+    /** NTP servers by address or host name, in order of preference. */
+    ntp?: string[];
+    users?: UserInput[];
+  };
   /** The appliance's own management addresses (kernel side): health checks are sent from them. */
   management?: { ipv4?: string; ipv6?: string };
   ports: PortInput[];
@@ -25,6 +34,19 @@ export interface ConfigInput {
   };
   backends?: BackendInput[];
   services?: ServiceInput[];
+}
+
+/** A console / management login. Only the hash is ever stored: `scrypt$N$r$p$<salt>$<hash>` (base64). */
+export interface UserInput {
+  name: string;
+  class?: UserClass;
+  passwordHash: string;
+}
+
+export interface User {
+  name: string;
+  class: UserClass;
+  passwordHash: string;
 }
 
 export interface PortInput {
@@ -172,6 +194,9 @@ export interface DataplaneSizes {
 
 export interface Config {
   hostname: string;
+  timezone: string;
+  ntp: string[];
+  users: User[];
   management: { ipv4?: Address; ipv6?: Address };
   ports: Port[];
   sizes: DataplaneSizes;
@@ -200,6 +225,9 @@ export const DEFAULT_SIZES: DataplaneSizes = {
   bufferSize: 2048,
   engines: 0, // 0: cores minus one, at least one (decided at boot)
 };
+
+export const DEFAULT_TIMEZONE = "UTC";
+export const DEFAULT_USER_CLASS: UserClass = "operator";
 
 export const CHECK_DEFAULT_SECONDS = { interval: 2, timeout: 1 };
 export const CHECK_DEFAULT_COUNTS = { rise: 2, fall: 3 };

@@ -5,7 +5,8 @@ import { isPrime } from "../engine/maglev.js";
 import { MAX_PORTS, BACKEND_NONE, HEADROOM, TAILROOM } from "../../assembly/layout.js";
 import {
   type Address, type Backend, type Check, type Config, type ConfigInput, type Port, type Service,
-  type Timeouts, DEFAULT_SIZES, DEFAULT_TIMEOUTS, CHECK_DEFAULT_SECONDS, CHECK_DEFAULT_COUNTS,
+  type Timeouts, type User, DEFAULT_SIZES, DEFAULT_TIMEOUTS, CHECK_DEFAULT_SECONDS, CHECK_DEFAULT_COUNTS,
+  DEFAULT_TIMEZONE, DEFAULT_USER_CLASS,
 } from "./schema.js";
 
 export interface ConfigError {
@@ -21,9 +22,87 @@ export function formatError(e: ConfigError): string {
 
 export type Validation = { ok: true; config: Config } | { ok: false; errors: ConfigError[] };
 
-const NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,31}$/;
-const NAME_FORM = "a name of 1-32 letters, digits, '_', '.', '-', starting with a letter";
+// The forms and ranges below are shared with the console's per-value checks (tree.ts), so that
+// a value the console takes is never refused at commit for its own sake, and the reverse.
+export const NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,31}$/;
+export const NAME_FORM = "a name of 1-32 letters, digits, '_', '.', '-', starting with a letter";
 const MAX_FLOWS = 1 << 26; // 64M flows: the table must still fit a 4 GiB wasm memory
+/** Longest free-text value (health-check path, host, send, expect). */
+export const TEXT_MAX = 1024;
+
+/** [min, max] of every numeric setting. */
+export const RANGE = {
+  mtu: [576, 9000],
+  flows: [16, MAX_FLOWS],
+  maglevSize: [3, 1_000_003],
+  maxServices: [1, 4096],
+  maxBackends: [1, BACKEND_NONE],
+  bufferCount: [64, 1 << 20],
+  bufferSize: [256, 16384],
+  engines: [0, 64],
+  idleTimeout: [1, 86400 * 7],
+  servicePort: [0, 65535], // 0: every port
+  port: [1, 65535],
+  weight: [0, 1000],
+  expectStatus: [100, 599],
+  checkCount: [1, 100],
+  checkSeconds: [0.05, 3600],
+} as const satisfies Record<string, readonly [number, number]>;
+
+export const PASSWORD_HASH_FORM = "a password hash scrypt$N$r$p$<salt>$<hash> (N a power of two up to 2^20, r up to 32, p up to 16, salt of 8 bytes or more and hash of 16 or more in base64), never the password itself";
+const SCRYPT = /^scrypt\$(\d{1,10})\$(\d{1,10})\$(\d{1,10})\$([A-Za-z0-9+/]+={0,2})\$([A-Za-z0-9+/]+={0,2})$/;
+
+/** The parts of `scrypt$N$r$p$<salt>$<hash>`, or undefined when the text is not of that form. */
+export function parsePasswordHash(text: string): { N: number; r: number; p: number; salt: Buffer; hash: Buffer } | undefined {
+  const m = SCRYPT.exec(text);
+  if (!m) return undefined;
+  const [N, r, p] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  // N a power of two above 1 (scrypt's rule); the upper bounds are what login verifies in
+  // reasonable memory and time (console/passwords.ts refuses more)
+  if (N < 2 || N > 2 ** 20 || (N & (N - 1)) !== 0 || r < 1 || r > 32 || p < 1 || p > 16) return undefined;
+  const salt = base64(m[4]);
+  const hash = base64(m[5]);
+  if (!salt || salt.length < 8 || !hash || hash.length < 16) return undefined;
+  return { N, r, p, salt, hash };
+}
+
+/** Strict base64 (padded or not): Buffer.from alone skips characters it does not know. */
+function base64(text: string): Buffer | undefined {
+  const b = Buffer.from(text, "base64");
+  const again = b.toString("base64");
+  return again === text || again.replace(/=+$/, "") === text ? b : undefined;
+}
+
+export const TIMEZONE_FORM = "an IANA time zone name such as UTC or Europe/Paris";
+const TZ_NAME = /^[A-Z][A-Za-z0-9_+-]*(\/[A-Z0-9][A-Za-z0-9_+-]*)*$/; // exact case: zoneinfo file names are case-sensitive
+
+export function isTimeZone(text: string): boolean {
+  if (!TZ_NAME.test(text)) return false;
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: text });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Every zone the runtime knows, for completion ("UTC" is not in Intl's list: it is an alias there). */
+export function timeZones(): string[] {
+  return ["UTC", ...Intl.supportedValuesOf("timeZone")];
+}
+
+export const HOST_FORM = "an IPv4 or IPv6 address or a host name";
+const LABEL = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+
+/** An address (not the unspecified one) or an RFC 1123 host name whose last label is not all digits. */
+export function isHost(text: string): boolean {
+  try {
+    return !parseIP(text).bytes.every((b) => b === 0);
+  } catch {
+    const labels = text.replace(/\.$/, "").split(".");
+    return text.length <= 253 && labels.every((l) => LABEL.test(l)) && !/^\d+$/.test(labels[labels.length - 1]);
+  }
+}
 
 class Checker {
   errors: ConfigError[] = [];
@@ -105,8 +184,34 @@ export function validate(input: unknown): Validation {
   const root = c.object("config", input, ["system", "management", "ports", "dataplane", "backends", "services"]);
   if (!root) return { ok: false, errors: c.errors };
 
-  const system = root.system === undefined ? {} : c.object("system", root.system, ["hostname"]) ?? {};
+  const system = root.system === undefined ? {} : c.object("system", root.system, ["hostname", "timezone", "ntp", "users"]) ?? {};
   const hostname = system.hostname === undefined ? "flowswitch" : c.name("system.hostname", system.hostname) ?? "";
+  let timezone = DEFAULT_TIMEZONE;
+  if (system.timezone !== undefined) {
+    if (typeof system.timezone === "string" && isTimeZone(system.timezone)) timezone = system.timezone;
+    else c.fail("system.timezone", system.timezone, TIMEZONE_FORM);
+  }
+  const ntp: string[] = [];
+  (c.array("system.ntp", system.ntp) ?? []).forEach((s, i) => {
+    if (typeof s !== "string" || !isHost(s)) return c.fail(`system.ntp[${i}]`, s, HOST_FORM);
+    if (ntp.includes(s)) return c.fail(`system.ntp[${i}]`, s, "each server once");
+    ntp.push(s);
+  });
+  const users: User[] = [];
+  const userNames = new Set<string>();
+  (c.array("system.users", system.users) ?? []).forEach((u, i) => {
+    const path = `system.users[${i}]`;
+    const o = c.object(path, u, ["name", "class", "passwordHash"]);
+    if (!o) return;
+    const name = c.name(`${path}.name`, o.name);
+    if (name && userNames.has(name)) c.fail(`${path}.name`, name, "a name no other user has");
+    if (name) userNames.add(name);
+    const cls = c.oneOf(`${path}.class`, o.class, DEFAULT_USER_CLASS, ["admin", "operator"] as const);
+    // never echo what was found: it may be a password typed in the wrong place
+    const hash = typeof o.passwordHash === "string" && parsePasswordHash(o.passwordHash) ? o.passwordHash : undefined;
+    if (!hash) c.fail(`${path}.passwordHash`, o.passwordHash === undefined ? undefined : "(hidden)", PASSWORD_HASH_FORM);
+    if (name && cls && hash) users.push({ name, class: cls, passwordHash: hash });
+  });
 
   const mg = root.management === undefined ? {} : c.object("management", root.management, ["ipv4", "ipv6"]) ?? {};
   const management = {
@@ -119,14 +224,14 @@ export function validate(input: unknown): Validation {
   const buffers = dp.buffers === undefined ? {} : c.object("dataplane.buffers", dp.buffers, ["count", "size"]) ?? {};
   const D = DEFAULT_SIZES;
   const sizes = {
-    ipv4Flows: c.int("dataplane.flows.ipv4", flows.ipv4, D.ipv4Flows, 16, MAX_FLOWS) ?? 0,
-    ipv6Flows: c.int("dataplane.flows.ipv6", flows.ipv6, D.ipv6Flows, 16, MAX_FLOWS) ?? 0,
-    maglevSize: c.int("dataplane.maglevSize", dp.maglevSize, D.maglevSize, 3, 1_000_003) ?? 0,
-    maxServices: c.int("dataplane.limits.services", limits.services, D.maxServices, 1, 4096) ?? 0,
-    maxBackends: c.int("dataplane.limits.backends", limits.backends, D.maxBackends, 1, BACKEND_NONE) ?? 0,
-    bufferCount: c.int("dataplane.buffers.count", buffers.count, D.bufferCount, 64, 1 << 20) ?? 0,
-    bufferSize: c.int("dataplane.buffers.size", buffers.size, D.bufferSize, 256, 16384) ?? 0,
-    engines: c.int("dataplane.engines", dp.engines, D.engines, 0, 64) ?? 0,
+    ipv4Flows: c.int("dataplane.flows.ipv4", flows.ipv4, D.ipv4Flows, ...RANGE.flows) ?? 0,
+    ipv6Flows: c.int("dataplane.flows.ipv6", flows.ipv6, D.ipv6Flows, ...RANGE.flows) ?? 0,
+    maglevSize: c.int("dataplane.maglevSize", dp.maglevSize, D.maglevSize, ...RANGE.maglevSize) ?? 0,
+    maxServices: c.int("dataplane.limits.services", limits.services, D.maxServices, ...RANGE.maxServices) ?? 0,
+    maxBackends: c.int("dataplane.limits.backends", limits.backends, D.maxBackends, ...RANGE.maxBackends) ?? 0,
+    bufferCount: c.int("dataplane.buffers.count", buffers.count, D.bufferCount, ...RANGE.bufferCount) ?? 0,
+    bufferSize: c.int("dataplane.buffers.size", buffers.size, D.bufferSize, ...RANGE.bufferSize) ?? 0,
+    engines: c.int("dataplane.engines", dp.engines, D.engines, ...RANGE.engines) ?? 0,
   };
   if (sizes.maglevSize && !isPrime(sizes.maglevSize)) c.fail("dataplane.maglevSize", sizes.maglevSize, "a prime number, such as 65537");
   if (sizes.bufferSize % 64) c.fail("dataplane.buffers.size", sizes.bufferSize, "a multiple of 64");
@@ -134,7 +239,7 @@ export function validate(input: unknown): Validation {
   const to = dp.timeouts === undefined ? {} : c.object("dataplane.timeouts", dp.timeouts, Object.keys(DEFAULT_TIMEOUTS)) ?? {};
   const timeouts = {} as Timeouts;
   for (const k of Object.keys(DEFAULT_TIMEOUTS) as (keyof Timeouts)[]) {
-    timeouts[k] = c.int(`dataplane.timeouts.${k}`, to[k], DEFAULT_TIMEOUTS[k], 1, 86400 * 7) ?? 0;
+    timeouts[k] = c.int(`dataplane.timeouts.${k}`, to[k], DEFAULT_TIMEOUTS[k], ...RANGE.idleTimeout) ?? 0;
   }
   const noVip = c.oneOf("dataplane.noVip", dp.noVip, "forward", ["forward", "drop"] as const) ?? "drop";
 
@@ -156,7 +261,7 @@ export function validate(input: unknown): Validation {
       name: name ?? "",
       device: o.device === undefined ? name ?? "" : c.name(`${path}.device`, o.device) ?? "",
       mac: c.mac(`${path}.mac`, o.mac) ?? new Uint8Array(6),
-      mtu: c.int(`${path}.mtu`, o.mtu, 1500, 576, 9000) ?? 1500,
+      mtu: c.int(`${path}.mtu`, o.mtu, 1500, ...RANGE.mtu) ?? 1500,
       ipv4: o.ipv4 === undefined ? undefined : c.address(`${path}.ipv4`, o.ipv4, 4),
       ipv6: o.ipv6 === undefined ? undefined : c.address(`${path}.ipv6`, o.ipv6, 6),
       gateway: o.gateway === undefined ? undefined : c.address(`${path}.gateway`, o.gateway, 4),
@@ -196,7 +301,7 @@ export function validate(input: unknown): Validation {
       address: c.address(`${path}.address`, o.address) ?? { family: 4, bytes: new Uint8Array(4), text: "" },
       mac: o.mac === undefined ? undefined : c.mac(`${path}.mac`, o.mac),
       via: via ?? 0,
-      natPort: c.int(`${path}.natPort`, o.natPort, 0, 1, 65535) ?? 0,
+      natPort: c.int(`${path}.natPort`, o.natPort, 0, ...RANGE.port) ?? 0,
       state: c.oneOf(`${path}.state`, o.state, "active", ["active", "draining", "down"] as const) ?? "active",
       check: o.check === undefined ? undefined : check(c, `${path}.check`, o.check),
     };
@@ -218,9 +323,9 @@ export function validate(input: unknown): Validation {
     if (name) svcNames.add(name);
     const vip = c.address(`${path}.vip`, o.vip);
     const protocol = c.oneOf(`${path}.protocol`, o.protocol, undefined, ["tcp", "udp"] as const);
-    const port = c.int(`${path}.port`, o.port, undefined, 0, 65535);
+    const port = c.int(`${path}.port`, o.port, undefined, ...RANGE.servicePort);
     const mode = c.oneOf(`${path}.mode`, o.mode, undefined, ["dsr", "nat", "tunnel"] as const);
-    const targetPort = c.int(`${path}.targetPort`, o.targetPort, 0, 1, 65535) ?? 0;
+    const targetPort = c.int(`${path}.targetPort`, o.targetPort, 0, ...RANGE.port) ?? 0;
     if (port === 0 && targetPort) c.fail(`${path}.targetPort`, targetPort, "no targetPort on an every-port service (port 0)");
     if (vip && protocol && port !== undefined) {
       const key = `${vip.text}/${protocol}/${port}`;
@@ -238,7 +343,7 @@ export function validate(input: unknown): Validation {
       if (!be) return c.fail(`${mp}.name`, mo.name, `the name of a backend (${[...beByName.keys()].join(", ") || "none defined"})`);
       if (seen.has(be.name)) return c.fail(`${mp}.name`, be.name, "each backend once per service");
       seen.add(be.name);
-      const weight = c.int(`${mp}.weight`, mo.weight, 1, 0, 1000) ?? 1;
+      const weight = c.int(`${mp}.weight`, mo.weight, 1, ...RANGE.weight) ?? 1;
       if (vip && mode === "nat" && be.address.family !== vip.family) {
         c.fail(`${mp}.name`, be.name, `a backend of the VIP's family (IPv${vip.family}) for NAT: ${be.name} is ${be.address.text}`);
       }
@@ -249,7 +354,7 @@ export function validate(input: unknown): Validation {
       encap: c.oneOf(`${path}.tunnel.encap`, t.encap, "ipip", ["ipip", "gue"] as const) ?? "ipip",
       source4: t.source4 === undefined ? undefined : c.address(`${path}.tunnel.source4`, t.source4, 4),
       source6: t.source6 === undefined ? undefined : c.address(`${path}.tunnel.source6`, t.source6, 6),
-      guePort: c.int(`${path}.tunnel.guePort`, t.guePort, 6080, 1, 65535) ?? 6080,
+      guePort: c.int(`${path}.tunnel.guePort`, t.guePort, 6080, ...RANGE.port) ?? 6080,
     };
     if (mode === "tunnel") {
       for (const m of members) {
@@ -282,7 +387,7 @@ export function validate(input: unknown): Validation {
   }
 
   if (c.errors.length) return { ok: false, errors: c.errors };
-  return { ok: true, config: { hostname, management, ports, sizes, timeouts, noVip, backends, services } };
+  return { ok: true, config: { hostname, timezone, ntp, users, management, ports, sizes, timeouts, noVip, backends, services } };
 }
 
 function check(c: Checker, path: string, v: unknown): Check | undefined {
@@ -290,15 +395,16 @@ function check(c: Checker, path: string, v: unknown): Check | undefined {
   if (!o) return undefined;
   const seconds = (k: "interval" | "timeout"): number => {
     const x = o[k] ?? CHECK_DEFAULT_SECONDS[k];
-    if (typeof x !== "number" || !(x >= 0.05 && x <= 3600)) {
-      c.fail(`${path}.${k}`, o[k], "seconds, from 0.05 to 3600");
+    const [min, max] = RANGE.checkSeconds;
+    if (typeof x !== "number" || !(x >= min && x <= max)) {
+      c.fail(`${path}.${k}`, o[k], `seconds, from ${min} to ${max}`);
       return CHECK_DEFAULT_SECONDS[k] * 1000;
     }
     return Math.round(x * 1000);
   };
   const str = (k: "path" | "host" | "send" | "expect"): string | undefined => {
     if (o[k] === undefined) return undefined;
-    if (typeof o[k] !== "string" || (o[k] as string).length > 1024) return c.fail(`${path}.${k}`, o[k], "a string of at most 1024 characters");
+    if (typeof o[k] !== "string" || (o[k] as string).length > TEXT_MAX) return c.fail(`${path}.${k}`, o[k], `a string of at most ${TEXT_MAX} characters`);
     return o[k] as string;
   };
   const type = c.oneOf(`${path}.type`, o.type, undefined, ["tcp", "http", "https", "udp"] as const) ?? "tcp";
@@ -306,16 +412,16 @@ function check(c: Checker, path: string, v: unknown): Check | undefined {
   if (!p.startsWith("/")) c.fail(`${path}.path`, p, "a path starting with /");
   const out: Check = {
     type,
-    port: c.int(`${path}.port`, o.port, 0, 1, 65535) ?? 0,
+    port: c.int(`${path}.port`, o.port, 0, ...RANGE.port) ?? 0,
     path: p,
     host: str("host"),
-    expectStatus: c.int(`${path}.expectStatus`, o.expectStatus, 200, 100, 599) ?? 200,
+    expectStatus: c.int(`${path}.expectStatus`, o.expectStatus, 200, ...RANGE.expectStatus) ?? 200,
     send: str("send"),
     expect: str("expect"),
     intervalMs: seconds("interval"),
     timeoutMs: seconds("timeout"),
-    rise: c.int(`${path}.rise`, o.rise, CHECK_DEFAULT_COUNTS.rise, 1, 100) ?? 1,
-    fall: c.int(`${path}.fall`, o.fall, CHECK_DEFAULT_COUNTS.fall, 1, 100) ?? 1,
+    rise: c.int(`${path}.rise`, o.rise, CHECK_DEFAULT_COUNTS.rise, ...RANGE.checkCount) ?? 1,
+    fall: c.int(`${path}.fall`, o.fall, CHECK_DEFAULT_COUNTS.fall, ...RANGE.checkCount) ?? 1,
   };
   if (out.timeoutMs > out.intervalMs) c.fail(`${path}.timeout`, out.timeoutMs / 1000, `at most the interval (${out.intervalMs / 1000} s)`);
   return out;

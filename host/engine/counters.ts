@@ -124,3 +124,17 @@ export function sumCounters(list: readonly CounterSnapshot[]): CounterSnapshot {
   };
   return list.slice(1).reduce((acc, c) => add(acc, c) as CounterSnapshot, list[0]);
 }
+
+/** Gauges: values that are levels, not totals, and are never subtracted. */
+const GAUGES = new Set(["ipv4", "ipv6"]);
+
+/** a - b field by field (counters since b), gauges taken from a. */
+export function subtractCounters(a: CounterSnapshot, b: CounterSnapshot): CounterSnapshot {
+  const sub = (x: unknown, y: unknown, key: string): unknown => {
+    if (typeof x === "number") return GAUGES.has(key) ? x : Math.max(0, x - ((y as number) ?? 0));
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(x as Record<string, unknown>)) out[k] = sub(v, (y as Record<string, unknown> | undefined)?.[k], k);
+    return out;
+  };
+  return sub(a, b, "") as CounterSnapshot;
+}

@@ -1,0 +1,97 @@
+// A managed box: the appliance whose configuration lives in the board's flash (committed through
+// a configuration session, saved atomically, with rollbacks), and a console on a byte stream.
+// The configuration file is only the factory default, used when the flash holds none.
+import type { Board } from "../board/types.js";
+import { openConfigStore } from "./config/store.js";
+import { ConfigSession } from "./config/session.js";
+import { validate, formatError } from "./config/validate.js";
+import type { ConfigInput } from "./config/schema.js";
+import { Appliance } from "./appliance.js";
+import { Terminal, type TerminalIo } from "./console/terminal.js";
+import { Shell, type ShellEvents } from "./console/shell.js";
+import type { ConsoleHost } from "./console/commands.js";
+import { readFile } from "node:fs/promises";
+
+export interface BoxOptions {
+  /** A board with flash. */
+  board: Board;
+  /** The factory configuration (JSON file), for a flash that holds none. */
+  defaultConfigPath: string;
+  console?: TerminalIo;
+  banner?: string;
+  statusFile?: string;
+  log?: (line: string) => void;
+  /** The length of a minute for commit confirmed (tests shorten it). */
+  minuteMs?: number;
+  /** `request system reboot`: what the board does to restart (default: stop the process with status 3). */
+  reboot?: () => Promise<void>;
+  shellEvents?: ShellEvents;
+  backoffMs?: (failures: number) => number;
+}
+
+export interface Box {
+  appliance: Appliance;
+  session: ConfigSession;
+  shell?: Shell;
+  /** Resolves when the console's line closes (never without a console). */
+  consoleDone: Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function bootBox(o: BoxOptions): Promise<Box> {
+  if (!o.board.flash) throw new Error(`the ${o.board.kind} board has no flash: the configuration has nowhere to live`);
+  let factory: ConfigInput;
+  try {
+    factory = JSON.parse(await readFile(o.defaultConfigPath, "utf8")) as ConfigInput;
+  } catch (e) {
+    throw new Error(`cannot read the factory configuration ${o.defaultConfigPath}: ${(e as Error).message}`);
+  }
+  const v = validate(factory);
+  if (!v.ok) throw new Error(`the factory configuration ${o.defaultConfigPath} is not valid:\n  ${v.errors.map(formatError).join("\n  ")}`);
+  const appliance = await Appliance.prepare({ configPath: o.defaultConfigPath, board: o.board, statusFile: o.statusFile, log: o.log }, v.config);
+  const session = await ConfigSession.open({
+    store: openConfigStore(o.board.flash),
+    apply: (c) => appliance.applyConfig(c),
+    defaultConfig: factory,
+    log: o.log,
+    minuteMs: o.minuteMs,
+  });
+  let shell: Shell | undefined;
+  let consoleDone: Promise<void> = new Promise(() => undefined);
+  if (o.console) {
+    const host = consoleHost(appliance, session, o.reboot ?? (async () => process.exit(3)));
+    shell = new Shell(new Terminal(o.console), host, o.shellEvents, { banner: o.banner, backoffMs: o.backoffMs });
+    consoleDone = shell.run();
+  }
+  return {
+    appliance,
+    session,
+    shell,
+    consoleDone,
+    async stop() {
+      shell?.close();
+      session.close();
+      await appliance.stop();
+    },
+  };
+}
+
+export function consoleHost(box: Appliance, session: ConfigSession, reboot: () => Promise<void>): ConsoleHost {
+  return {
+    hostname: () => box.running.hostname,
+    session,
+    counters: () => box.counters(),
+    flows: (f) => box.flows(f),
+    backends: () => box.backendStates(),
+    ports: () => box.portInfo(),
+    system: () => ({ ...box.systemInfo(), "last commit": describeLast(session) }),
+    clearCounters: () => box.clearCounters(),
+    reboot,
+  };
+}
+
+function describeLast(session: ConfigSession): string {
+  const h = session.history()[0];
+  if (!h) return "none";
+  return `${new Date(h.time).toISOString().replace("T", " ").slice(0, 19)} by ${h.user}${h.comment ? ` (${h.comment})` : ""}`;
+}

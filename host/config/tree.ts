@@ -1,0 +1,394 @@
+// The configuration as a tree of paths: every key of ConfigInput, its word on the console
+// (kebab-case of the JSON key), a one-line help, and for leaves the type of value it takes.
+// set / delete / completion / set form / compare / show configuration all walk this one tree.
+//
+// Values are checked one at a time here (form and range); rules between values (references,
+// uniqueness, mode-specific requirements) stay in validate.ts and are checked at commit, as on a
+// Junos box. The forms and ranges come from validate.ts so that the two never disagree.
+import { parseIP, parseMac } from "../net/frame.js";
+import { isPrime } from "../engine/maglev.js";
+import {
+  NAME, NAME_FORM, RANGE, TEXT_MAX, PASSWORD_HASH_FORM, TIMEZONE_FORM, HOST_FORM,
+  parsePasswordHash, isTimeZone, timeZones, isHost,
+} from "./validate.js";
+import { DEFAULT_TIMEOUTS, type ConfigInput } from "./schema.js";
+
+/** A word the console can offer, with its one-line help. */
+export interface Completion {
+  word: string;
+  help: string;
+}
+
+/** The kind of value a leaf takes, and how it reads from and prints to one console word. */
+export interface ValueType {
+  /** Shown in completions in place of a free-form value, e.g. "<address>". */
+  placeholder: string;
+  /** What the placeholder stands for, e.g. "IPv4 or IPv6 address". */
+  help: string;
+  /** The form, as error messages say it: "an IPv4 or IPv6 address". */
+  expected: string;
+  /** The JSON value for a word, or undefined when the word is not of this type. */
+  parse(word: string): unknown;
+  /** The word for a JSON value. */
+  format(value: unknown): string;
+  /** Values to offer in completions (enumerations, names of existing things). */
+  values?(input: ConfigInput): Completion[];
+  /** Only `values` are accepted: no placeholder is offered. */
+  closed?: boolean;
+  /** Numbers: [min, max]. */
+  range?: readonly [number, number];
+}
+
+interface NodeBase {
+  /** JSON key in ConfigInput. */
+  key: string;
+  /** Console word: kebab-case of the key. */
+  word: string;
+  help: string;
+}
+
+export interface ContainerNode extends NodeBase {
+  kind: "container";
+  children: SchemaNode[];
+}
+
+/** A JSON array of objects keyed by `name`; the console addresses an entry by its name. */
+export interface ListNode extends NodeBase {
+  kind: "list";
+  /** The type of the `name` key. */
+  keyType: ValueType;
+  /** Noun for one entry, used in messages ("service"). */
+  noun: string;
+  children: SchemaNode[];
+  /** Entries may be written as a bare name string (services' backends): read as { name }. */
+  shorthand?: boolean;
+  /** The key stays present, as [] when empty (ConfigInput requires it). */
+  always?: boolean;
+  /** One line describing an existing entry, for completion help. */
+  summary?(entry: Record<string, unknown>): string;
+}
+
+export interface LeafNode extends NodeBase {
+  kind: "leaf";
+  type: ValueType;
+}
+
+/** A JSON array of values; `set` adds one, `delete` removes one or all. */
+export interface LeafListNode extends NodeBase {
+  kind: "leaf-list";
+  type: ValueType;
+}
+
+export type SchemaNode = ContainerNode | ListNode | LeafNode | LeafListNode;
+
+// ---- value types -----------------------------------------------------------------------------
+
+const WHOLE = /^-?\d+$/;
+const DECIMAL = /^-?\d+(\.\d+)?$/;
+
+export function int(min: number, max: number, placeholder = "<number>", unit = ""): ValueType {
+  return {
+    placeholder,
+    help: `whole number from ${min} to ${max}${unit}`,
+    expected: `a whole number from ${min} to ${max}`,
+    parse: (w) => (WHOLE.test(w) && Number(w) >= min && Number(w) <= max ? Number(w) : undefined),
+    format: String,
+    range: [min, max],
+  };
+}
+
+export function seconds(min: number, max: number): ValueType {
+  return {
+    placeholder: "<seconds>",
+    help: `seconds, from ${min} to ${max}`,
+    expected: `seconds, from ${min} to ${max}`,
+    parse: (w) => (DECIMAL.test(w) && Number(w) >= min && Number(w) <= max ? Number(w) : undefined),
+    format: String,
+    range: [min, max],
+  };
+}
+
+/** One of a fixed set of words, each with its help. */
+export function oneOf(options: Record<string, string>): ValueType {
+  const words = Object.keys(options);
+  return {
+    placeholder: `<${words.join("|")}>`,
+    help: words.join(" or "),
+    expected: `one of ${words.join(", ")}`,
+    parse: (w) => (words.includes(w) ? w : undefined),
+    format: String,
+    values: () => words.map((word) => ({ word, help: options[word] })),
+    closed: true,
+  };
+}
+
+export const boolean: ValueType = {
+  placeholder: "<true|false>",
+  help: "true or false",
+  expected: "true or false",
+  parse: (w) => (w === "true" ? true : w === "false" ? false : undefined),
+  format: String,
+  values: () => [{ word: "true", help: "yes" }, { word: "false", help: "no" }],
+  closed: true,
+};
+
+function text(placeholder: string, help: string, expected: string, ok: (w: string) => boolean): ValueType {
+  return { placeholder, help, expected, parse: (w) => (ok(w) ? w : undefined), format: String };
+}
+
+function address(family?: 4 | 6): ValueType {
+  const help = family ? `IPv${family} address` : "IPv4 or IPv6 address";
+  const expected = family === 4 ? "an IPv4 address" : family === 6 ? "an IPv6 address" : "an IPv4 or IPv6 address";
+  return text("<address>", help, expected, (w) => {
+    try {
+      const a = parseIP(w);
+      return (!family || a.family === family) && !a.bytes.every((b) => b === 0);
+    } catch {
+      return false;
+    }
+  });
+}
+
+export const ipv4 = address(4);
+export const ipv6 = address(6);
+export const ip = address();
+
+export const mac = text("<mac>", "unicast MAC address like 02:00:00:00:00:01", "a unicast MAC address like 02:00:00:00:00:01", (w) => {
+  try {
+    return (parseMac(w)[0] & 1) === 0;
+  } catch {
+    return false;
+  }
+});
+
+export const name = text("<name>", "1-32 letters, digits, '_', '.', '-', starting with a letter", NAME_FORM, (w) => NAME.test(w));
+
+export const string = text("<text>", `text of at most ${TEXT_MAX} characters`, `a string of at most ${TEXT_MAX} characters`, (w) => w.length <= TEXT_MAX);
+
+/** A password hash. A value that is not one is never printed: it may be a mistyped password. */
+export const secret: ValueType = {
+  ...text("<hash>", "scrypt$N$r$p$<salt>$<hash> (base64): the hash, never the password", PASSWORD_HASH_FORM, (w) => parsePasswordHash(w) !== undefined),
+  format: (v) => (typeof v === "string" && parsePasswordHash(v) ? v : "(hidden: not a password hash)"),
+};
+
+export const timezone: ValueType = {
+  ...text("<timezone>", "IANA time zone name (UTC, Europe/Paris, ...)", TIMEZONE_FORM, isTimeZone),
+  values: () => timeZones().map((word) => ({ word, help: "time zone" })),
+};
+
+export const host = text("<server>", "IPv4 or IPv6 address or host name", HOST_FORM, isHost);
+
+/** A name that must be one of a list's entries at commit; completion offers the existing ones. */
+function reference(list: "ports" | "backends", noun: string): ValueType {
+  return {
+    ...name,
+    values: (input) => entries(input[list]).map((e) => ({ word: String(e.name), help: `${noun} ${summaries[list](e)}`.trim() })),
+  };
+}
+
+/** A type with a further per-value rule. */
+function refine(type: ValueType, ok: (value: never) => boolean, expected: string): ValueType {
+  return { ...type, expected, parse: (w) => {
+    const v = type.parse(w);
+    return v !== undefined && ok(v as never) ? v : undefined;
+  } };
+}
+
+// ---- the tree --------------------------------------------------------------------------------
+
+/** targetPort -> target-port */
+export function kebab(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+const leaf = (key: string, type: ValueType, help: string): LeafNode => ({ kind: "leaf", key, word: kebab(key), type, help });
+const leafList = (key: string, type: ValueType, help: string): LeafListNode => ({ kind: "leaf-list", key, word: kebab(key), type, help });
+const container = (key: string, help: string, children: SchemaNode[]): ContainerNode => ({ kind: "container", key, word: kebab(key), help, children });
+const list = (key: string, help: string, o: Omit<ListNode, "kind" | "key" | "word" | "help">): ListNode => ({ kind: "list", key, word: kebab(key), help, ...o });
+
+const str = (v: unknown): string => (v === undefined ? "" : String(v));
+const summaries = {
+  ports: (e: Record<string, unknown>) => [e.mac, e.ipv4, e.ipv6].filter((x) => x !== undefined).join(" "),
+  backends: (e: Record<string, unknown>) => `${str(e.address)}${e.via === undefined ? "" : ` via ${str(e.via)}`}`,
+  services: (e: Record<string, unknown>) => [e.vip, e.protocol === undefined ? undefined : `${str(e.protocol)}/${str(e.port)}`, e.mode].filter((x) => x !== undefined).join(" "),
+};
+
+const tcpPort = int(...RANGE.port, "<port>");
+
+const check = container("check", "health check probing the backend", [
+  leaf("type", oneOf({ tcp: "TCP connect", http: "HTTP request, status checked", https: "HTTPS request, status checked", udp: "UDP datagram, reply checked" }), "how the backend is probed"),
+  leaf("port", tcpPort, "port probed (default: the service's port)"),
+  leaf("path", refine(string, (p: string) => p.startsWith("/"), "a path starting with /"), "HTTP(S) request path (default /)"),
+  leaf("host", string, "HTTP(S) Host header"),
+  leaf("expectStatus", int(...RANGE.expectStatus, "<status>"), "HTTP status meaning healthy (default 200)"),
+  leaf("send", string, "UDP: payload sent"),
+  leaf("expect", string, "UDP: text the reply must contain"),
+  leaf("interval", seconds(...RANGE.checkSeconds), "seconds between probes (default 2)"),
+  leaf("timeout", seconds(...RANGE.checkSeconds), "seconds a probe may take (default 1)"),
+  leaf("rise", int(...RANGE.checkCount), "successes that bring a backend up (default 2)"),
+  leaf("fall", int(...RANGE.checkCount), "failures that take a backend down (default 3)"),
+]);
+
+const timeoutHelp: Record<keyof typeof DEFAULT_TIMEOUTS, string> = {
+  tcp: "established TCP flows",
+  tcpSyn: "TCP flows that have seen only a SYN",
+  tcpClosing: "TCP flows after FIN or RST",
+  udp: "UDP flows",
+  icmp: "ICMP flows",
+  other: "flows of other protocols",
+};
+
+/** The root: every path of ConfigInput, in the order of the schema. */
+export const CONFIG_TREE: ContainerNode = container("", "the configuration", [
+  container("system", "identity, time and logins of the appliance", [
+    leaf("hostname", name, "name of the appliance (prompt, logs)"),
+    leaf("timezone", timezone, "time zone of the console and logs (default UTC)"),
+    leafList("ntp", host, "NTP server, by address or host name (one per set)"),
+    list("users", "console and management logins", {
+      noun: "user",
+      keyType: name,
+      summary: (e) => str(e.class ?? "operator"),
+      children: [
+        leaf("class", oneOf({ admin: "may change the configuration", operator: "may look, not change (default)" }), "what the user may do"),
+        leaf("passwordHash", secret, "scrypt hash of the password"),
+      ],
+    }),
+  ]),
+  container("management", "the appliance's own management addresses (health checks come from them)", [
+    leaf("ipv4", ipv4, "IPv4 management address"),
+    leaf("ipv6", ipv6, "IPv6 management address"),
+  ]),
+  list("ports", "network ports of the appliance", {
+    noun: "port",
+    keyType: name,
+    always: true,
+    summary: summaries.ports,
+    children: [
+      leaf("mac", mac, "MAC address the port sends from"),
+      leaf("mtu", int(...RANGE.mtu), "largest IP packet on the port (default 1500)"),
+      leaf("ipv4", ipv4, "the port's IPv4 address"),
+      leaf("ipv6", ipv6, "the port's IPv6 address"),
+      leaf("peer", reference("ports", "port"), "port that traffic for no VIP crosses to"),
+      leaf("device", name, "network interface on the Linux board (default: the port's name)"),
+      leaf("gateway", ipv4, "IPv4 next hop for traffic sent out of this port"),
+      leaf("gateway6", ipv6, "IPv6 next hop for traffic sent out of this port"),
+      leaf("gatewayMac", mac, "next hop's MAC, when not resolved"),
+    ],
+  }),
+  container("dataplane", "packet engines: table sizes, timeouts, limits (sizes need an engine restart)", [
+    container("flows", "flow-table capacity per family (a NAT connection takes two)", [
+      leaf("ipv4", int(...RANGE.flows), "IPv4 flow entries"),
+      leaf("ipv6", int(...RANGE.flows), "IPv6 flow entries"),
+    ]),
+    container("timeouts", "idle timeouts of flows, in seconds", (Object.keys(DEFAULT_TIMEOUTS) as (keyof typeof DEFAULT_TIMEOUTS)[]).map((k) =>
+      leaf(k, int(...RANGE.idleTimeout, "<seconds>", " seconds"), `${timeoutHelp[k]} (default ${DEFAULT_TIMEOUTS[k]} s)`))),
+    leaf("noVip", oneOf({ forward: "cross at L2 to the peer port (default)", drop: "drop it" }), "traffic for no VIP"),
+    leaf("maglevSize", refine(int(...RANGE.maglevSize), isPrime, "a prime number, such as 65537"), "Maglev table entries per service (prime)"),
+    leaf("engines", int(...RANGE.engines), "packet engines (0: cores minus one)"),
+    container("limits", "table sizes", [
+      leaf("services", int(...RANGE.maxServices), "most services"),
+      leaf("backends", int(...RANGE.maxBackends), "most backends"),
+    ]),
+    container("buffers", "packet buffers", [
+      leaf("count", int(...RANGE.bufferCount), "buffers per engine"),
+      leaf("size", refine(int(...RANGE.bufferSize), (n: number) => n % 64 === 0, "a multiple of 64"), "bytes per buffer (multiple of 64)"),
+    ]),
+  ]),
+  list("backends", "servers that services send flows to", {
+    noun: "backend",
+    keyType: name,
+    summary: summaries.backends,
+    children: [
+      leaf("address", ip, "the server's address"),
+      leaf("mac", mac, "the server's MAC (default: resolved by ARP / ND)"),
+      leaf("via", reference("ports", "port"), "port the server is reached through"),
+      leaf("natPort", tcpPort, "NAT: the server's own port, over the service's target port"),
+      leaf("state", oneOf({ active: "takes new flows (default)", draining: "keeps its flows, takes no new ones", down: "takes no flows" }), "administrative state"),
+      check,
+    ],
+  }),
+  list("services", "virtual services (VIP, protocol, port)", {
+    noun: "service",
+    keyType: name,
+    summary: summaries.services,
+    children: [
+      leaf("vip", ip, "virtual address of the service"),
+      leaf("protocol", oneOf({ tcp: "TCP", udp: "UDP" }), "transport protocol"),
+      leaf("port", int(...RANGE.servicePort, "<port>", ", 0: every port"), "destination port (0: every port)"),
+      leaf("mode", oneOf({ dsr: "direct server return: rewrite the MAC only", nat: "rewrite address and port", tunnel: "encapsulate (IP-in-IP or GUE)" }), "forwarding mode"),
+      leaf("targetPort", tcpPort, "NAT: port the backends listen on"),
+      list("backends", "backends serving this service", {
+        noun: "service backend",
+        keyType: reference("backends", "backend"),
+        shorthand: true,
+        summary: (e) => `member, weight ${str(e.weight ?? 1)}`,
+        children: [leaf("weight", int(...RANGE.weight), "relative share of new flows (default 1)")],
+      }),
+      leaf("onBackendDown", oneOf({ reselect: "move its flows to another backend (default)", reset: "reset its TCP flows" }), "flows of a backend that goes down"),
+      leaf("arp", boolean, "answer ARP / ND for the VIP (default true)"),
+      container("tunnel", "tunnel mode encapsulation", [
+        leaf("encap", oneOf({ ipip: "IP-in-IP (default)", gue: "GUE over UDP" }), "encapsulation"),
+        leaf("source4", ipv4, "outer IPv4 source address"),
+        leaf("source6", ipv6, "outer IPv6 source address"),
+        leaf("guePort", tcpPort, "GUE destination UDP port (default 6080)"),
+      ]),
+    ],
+  }),
+]);
+
+// ---- reading ConfigInput through the tree ----------------------------------------------------
+
+export type Obj = Record<string, unknown>;
+
+export function isObj(v: unknown): v is Obj {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** The entries of a list value as objects (bare-name shorthand read as { name }). */
+export function entries(v: unknown): Obj[] {
+  if (!Array.isArray(v)) return [];
+  return v.flatMap((e): Obj[] => (typeof e === "string" ? [{ name: e }] : isObj(e) ? [e] : []));
+}
+
+export function childByWord(node: ContainerNode | ListNode, word: string): SchemaNode | undefined {
+  return node.children.find((c) => c.word === word);
+}
+
+/** The value of a node, cleaned: keys in schema order, shorthand entries as objects, nothing
+ *  the tree does not describe, no undefined, no empty containers or lists (except `always` ones). */
+export function normalizeNode(node: SchemaNode, v: unknown): unknown {
+  switch (node.kind) {
+    case "leaf":
+      return v;
+    case "leaf-list":
+      return Array.isArray(v) && v.length ? [...v] : undefined;
+    case "container": {
+      if (!isObj(v)) return undefined;
+      const out = normalizeChildren(node.children, v);
+      return Object.keys(out).length ? out : undefined;
+    }
+    case "list": {
+      const out = entries(v).map((e) => ({ name: e.name, ...normalizeChildren(node.children, e) }));
+      return out.length || node.always ? out : undefined;
+    }
+  }
+}
+
+function normalizeChildren(children: SchemaNode[], v: Obj): Obj {
+  const out: Obj = {};
+  for (const c of children) {
+    const x = normalizeNode(c, v[c.key]);
+    if (x !== undefined) out[c.key] = x;
+  }
+  return out;
+}
+
+/** A copy of a configuration in its normal form (what the set form reads back). */
+export function normalizeInput(input: ConfigInput): ConfigInput {
+  return (normalizeNode(CONFIG_TREE, input) ?? { ports: [] }) as ConfigInput;
+}
+
+/** The configuration with nothing set. */
+export function emptyConfig(): ConfigInput {
+  return { ports: [] };
+}

@@ -1,0 +1,378 @@
+// The console's commands: operational mode (show, clear, request, configure) and configuration
+// mode (set, delete, show, commit, rollback, load). Each command is registered with its help text
+// where it is defined, as in VPP's cli.c; what a command prints fits 80 columns.
+import type { Node, Parsed } from "./cli.js";
+import type { CounterSnapshot, FlowFilter, FlowRow } from "../engine/index.js";
+import type { ConfigInput } from "../config/schema.js";
+import type { ConfigSession } from "../config/session.js";
+import { formatError } from "../config/validate.js";
+import { completions, compare, renderConfig, toSetCommands, fromSetCommands, setPath, deletePath } from "../config/paths.js";
+
+/** What the console needs from the appliance. */
+export interface ConsoleHost {
+  hostname(): string;
+  session: ConfigSession;
+  counters(): CounterSnapshot;
+  flows(filter: FlowFilter): FlowRow[];
+  /** Per backend: effective state, MAC, health reason. */
+  backends(): Record<string, { state: string; mac: string; health?: string }>;
+  ports(): { name: string; device: string; mac: string; mtu: number; addresses: string[]; up: boolean }[];
+  system(): Record<string, string>;
+  clearCounters(): void;
+  reboot(): Promise<void>;
+}
+
+/** What a command may do to the console session it runs in. */
+export interface ShellIO {
+  user: string;
+  admin: boolean;
+  print(text: string): Promise<void>;
+  /** Reads lines until a line with only Ctrl-D (or "."), for `load ... terminal`. */
+  readBlock(prompt: string): Promise<string | null>;
+  confirm(question: string): Promise<boolean>;
+  enterConfig(): void;
+  leaveConfig(): void;
+  logout(): void;
+  /** `run ...` in configuration mode: an operational command. */
+  runOperational(words: string[]): Promise<void>;
+}
+
+const fmt = (n: number): string => n.toLocaleString("en-US");
+
+/** Fits rows into columns of at most `width` characters, the last column taking what is left. */
+export function table(head: string[], rows: string[][], width = 80): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const fixed = widths.slice(0, -1).reduce((a, b) => a + b + 2, 0);
+  widths[widths.length - 1] = Math.max(4, Math.min(widths[widths.length - 1], width - fixed));
+  const line = (r: string[]): string => r.map((c, i) => {
+    const w = widths[i];
+    const cell = c.length > w ? `${c.slice(0, w - 1)}~` : c;
+    return /^[\d,.%]+$/.test(c) && i > 0 ? cell.padStart(w) : cell.padEnd(w);
+  }).join("  ").trimEnd();
+  return [line(head), ...rows.map(line)].join("\n");
+}
+
+/** Output filters after a pipe: `| match RE`, `| count`, `| display set|json`, `| compare`, `| no-more`. */
+function filterOutput(text: string, p: Parsed): string {
+  let out = text;
+  for (const f of p.pipes) {
+    if (f.name === "match") {
+      const re = new RegExp(f.arg ?? "", "i");
+      out = out.split("\n").filter((l) => re.test(l)).join("\n");
+    } else if (f.name === "except") {
+      const re = new RegExp(f.arg ?? "", "i");
+      out = out.split("\n").filter((l) => !re.test(l)).join("\n");
+    } else if (f.name === "count") {
+      out = `Count: ${out.split("\n").filter(Boolean).length} lines`;
+    }
+  }
+  return out;
+}
+
+const reCheck = (v: string): string | undefined => {
+  try {
+    new RegExp(v);
+    return undefined;
+  } catch {
+    return "a regular expression";
+  }
+};
+const TEXT_PIPES = {
+  match: { help: "Show only lines that match a pattern", arg: { name: "pattern", help: "regular expression", check: reCheck } },
+  except: { help: "Show only lines that do not match a pattern", arg: { name: "pattern", help: "regular expression", check: reCheck } },
+  count: { help: "Count the lines" },
+  "no-more": { help: "Do not page the output" },
+};
+const isInt = (min: number, max: number) => (v: string): string | undefined =>
+  /^\d+$/.test(v) && Number(v) >= min && Number(v) <= max ? undefined : `a whole number from ${min} to ${max}`;
+
+function configText(c: ConfigInput, p: Parsed, path: string[]): string {
+  const display = p.pipes.find((x) => x.name === "display")?.arg;
+  if (display === "set") return toSetCommands(c).filter((l) => path.length === 0 || l.startsWith(`set ${path.join(" ")} `) || l === `set ${path.join(" ")}`).join("\n");
+  if (display === "json") return JSON.stringify(c, null, 2);
+  return renderConfig(c, path);
+}
+
+function showTables(host: ConsoleHost, io: ShellIO): Record<string, Node<void>> {
+  const out = (text: (p: Parsed) => string) => async (p: Parsed): Promise<void> => io.print(filterOutput(text(p), p));
+  const counters = (): CounterSnapshot => host.counters();
+  return {
+    interfaces: {
+      help: "Ports: addresses, state and traffic",
+      pipes: TEXT_PIPES,
+      run: out(() => {
+        const c = counters();
+        const rows = host.ports().map((p) => {
+          const k = c.ports[p.name];
+          return [p.name, p.device, p.up ? "up" : "down", p.mac, fmt(k?.rxPackets ?? 0), fmt(k?.txPackets ?? 0), fmt((k?.drops ?? 0))];
+        });
+        const addr = host.ports().flatMap((p) => p.addresses.map((a) => `  ${p.name}: ${a}`));
+        return `${table(["Port", "Device", "Link", "MAC", "Rx pkts", "Tx pkts", "Drops"], rows)}${addr.length ? `\nAddresses:\n${addr.join("\n")}` : ""}`;
+      }),
+    },
+    services: {
+      help: "Services: VIP, mode, backends and traffic",
+      pipes: TEXT_PIPES,
+      run: out(() => {
+        const c = counters();
+        const running = host.session.running;
+        const rows = (running.services ?? []).map((s) => {
+          const k = c.services[s.name];
+          return [s.name, `${s.vip}:${s.protocol}/${s.port || "*"}`, s.mode, String(s.backends.length), fmt(k?.newFlows ?? 0), fmt(k?.packets ?? 0)];
+        });
+        return rows.length ? table(["Service", "VIP:proto/port", "Mode", "Backends", "New flows", "Packets"], rows) : "No services are configured.";
+      }),
+    },
+    backends: {
+      help: "Backends: state, health, MAC and traffic",
+      pipes: TEXT_PIPES,
+      run: out(() => {
+        const c = counters();
+        const eff = host.backends();
+        const rows = (host.session.running.backends ?? []).map((b) => {
+          const e = eff[b.name];
+          const k = c.backends[b.name];
+          return [b.name, b.address, e?.state ?? b.state ?? "active", e?.mac ?? "", fmt(k?.newFlows ?? 0), fmt(k?.packets ?? 0), e?.health ?? "-"];
+        });
+        return rows.length ? table(["Backend", "Address", "State", "MAC", "New flows", "Packets", "Health"], rows) : "No backends are configured.";
+      }),
+    },
+    flows: {
+      help: "Flows in the flow tables (filters: service, backend, address, limit)",
+      options: {
+        service: { help: "Only this service's flows", arg: { name: "name", help: "service name", values: () => (host.session.running.services ?? []).map((s) => s.name) } },
+        backend: { help: "Only flows on this backend", arg: { name: "name", help: "backend name", values: () => (host.session.running.backends ?? []).map((b) => b.name) } },
+        address: { help: "Only flows from or to this address", arg: { name: "address", help: "IPv4 or IPv6 address" } },
+        limit: { help: "At most this many flows (default 1000)", arg: { name: "count", help: "a number of flows", check: isInt(1, 1_000_000) } },
+      },
+      pipes: TEXT_PIPES,
+      run: out((p) => {
+        const o = p.options;
+        const limit = typeof o.limit === "string" ? Number(o.limit) : 1000;
+        const rows = host.flows({ service: o.service as string | undefined, backend: o.backend as string | undefined, address: o.address as string | undefined, limit });
+        const proto = (n: number): string => (n === 6 ? "tcp" : n === 17 ? "udp" : String(n));
+        const ep = (a: string, port: number): string => (a.includes(":") ? `[${a}]:${port}` : `${a}:${port}`);
+        const lines = rows.map((f) => [`${ep(f.src, f.sport)}${f.reverse ? " <" : " >"}`, ep(f.dst, f.dport), proto(f.protocol), f.service, f.backend, fmt(f.packets), `${f.idleLeft}s${f.closing ? " fin" : ""}`]);
+        const head = `${rows.length} flow${rows.length === 1 ? "" : "s"}${rows.length >= limit ? ` (limit ${limit})` : ""}; "<" marks NAT return entries`;
+        return rows.length ? `${head}\n${table(["Source", "Destination", "Proto", "Service", "Backend", "Packets", "Idle"], lines)}` : "No flows match.";
+      }),
+    },
+    counters: {
+      help: "Data-plane counters: frames, drops by reason, flows",
+      pipes: TEXT_PIPES,
+      run: out(() => {
+        const c = counters();
+        const lines = [
+          `Frames in        ${fmt(c.rx).padStart(14)}`,
+          `  transmitted    ${fmt(c.tx).padStart(14)}`,
+          `  to the host    ${fmt(c.punt).padStart(14)}`,
+          `  dropped        ${fmt(c.drop).padStart(14)}`,
+          `Flow entries     ${fmt(c.flows.ipv4 + c.flows.ipv6).padStart(14)}  (IPv4 ${fmt(c.flows.ipv4)}, IPv6 ${fmt(c.flows.ipv6)})`,
+          `Flow inserts     ${fmt(c.flows.inserts).padStart(14)}  failed ${fmt(c.flows.insertFailed)}, expired ${fmt(c.flows.expired)}`,
+          `ICMP errors sent ${fmt(c.icmpSent).padStart(14)}  TCP resets sent ${fmt(c.tcpResetsSent)}`,
+        ];
+        const drops = Object.entries(c.drops).sort((a, b) => b[1] - a[1]);
+        if (drops.length) lines.push("Drops by reason:", ...drops.map(([k, v]) => `  ${k.padEnd(20)} ${fmt(v).padStart(14)}`));
+        const punts = Object.entries(c.punts);
+        if (punts.length) lines.push("To the host by reason:", ...punts.map(([k, v]) => `  ${k.padEnd(20)} ${fmt(v).padStart(14)}`));
+        return lines.join("\n");
+      }),
+    },
+    system: {
+      help: "System: version, uptime, engines, board",
+      pipes: TEXT_PIPES,
+      run: out(() => Object.entries(host.system()).map(([k, v]) => `${`${k}:`.padEnd(18)}${v}`).join("\n")),
+      children: {
+        commit: {
+          help: "Commit history (rollback numbers)",
+          pipes: TEXT_PIPES,
+          run: out(() => {
+            const h = host.session.history();
+            return table(["#", "Time", "User", "Comment"], h.map((e, i) => [String(i), new Date(e.time).toISOString().replace("T", " ").slice(0, 19), e.user, e.comment ?? ""]));
+          }),
+        },
+      },
+    },
+  };
+}
+
+const DISPLAY = { help: "Show the configuration as set commands or JSON", arg: { name: "format", help: "set or json", values: () => ["set", "json"], strict: true } };
+
+export function operationalTree(host: ConsoleHost, io: ShellIO): Node<void> {
+  return {
+    help: "",
+    children: {
+      show: {
+        help: "Show information about the system",
+        children: {
+          ...showTables(host, io),
+          configuration: {
+            help: "The running configuration",
+            path: (words, partial) => completions(host.session.running, words, partial),
+            pipes: { ...TEXT_PIPES, display: DISPLAY },
+            run: async (p) => io.print(filterOutput(configText(host.session.running, p, p.path), p)),
+          },
+        },
+      },
+      clear: {
+        help: "Clear information",
+        children: {
+          counters: {
+            help: "Start the counters shown from zero",
+            run: async () => {
+              host.clearCounters();
+              await io.print("Counters cleared.");
+            },
+          },
+        },
+      },
+      request: {
+        help: "Make system-level requests",
+        children: {
+          system: {
+            help: "System operations",
+            children: {
+              reboot: {
+                help: "Reboot the appliance",
+                run: async () => {
+                  if (!io.admin) return io.print("error: permission denied: rebooting needs the admin class");
+                  if (!(await io.confirm("Reboot the system?"))) return io.print("Reboot cancelled.");
+                  await io.print("Rebooting...");
+                  await host.reboot();
+                },
+              },
+            },
+          },
+        },
+      },
+      configure: {
+        help: "Enter configuration mode",
+        run: async () => {
+          if (!io.admin) return io.print("error: permission denied: configuration mode needs the admin class");
+          io.enterConfig();
+          if (host.session.dirty) await io.print("The candidate configuration has uncommitted changes.");
+        },
+      },
+      exit: { help: "Log out", run: () => io.logout() },
+      quit: { help: "Log out", run: () => io.logout() },
+    },
+  };
+}
+
+export function configurationTree(host: ConsoleHost, io: ShellIO): Node<void> {
+  const s = host.session;
+  const pathHelp = (words: string[], partial: string) => completions(s.candidate, words, partial);
+  const setLike = (verb: "set" | "delete") => async (p: Parsed): Promise<void> => {
+    let problem: { word: number; message: string } | undefined;
+    s.edit((c) => {
+      const r = verb === "set" ? setPath(c, p.path) : deletePath(c, p.path);
+      if (!r.ok) problem = { word: r.word, message: r.message };
+    });
+    if (problem) throw new WordError(p.pathStart + problem.word, problem.message);
+  };
+  return {
+    help: "",
+    children: {
+      set: { help: "Set a configuration value", path: pathHelp, run: setLike("set") },
+      delete: { help: "Delete a configuration value or subtree", path: (w, p) => completions(s.candidate, w, p, "delete"), run: setLike("delete") },
+      show: {
+        help: "Show the candidate configuration (| compare: what commit would change)",
+        path: pathHelp,
+        pipes: { ...TEXT_PIPES, display: DISPLAY, compare: { help: "Compare with the running configuration" } },
+        run: async (p) => {
+          if (p.pipes.some((x) => x.name === "compare")) {
+            const diff = compare(s.running, s.candidate);
+            return io.print(diff.length ? diff.join("\n") : "No changes.");
+          }
+          await io.print(filterOutput(configText(s.candidate, p, p.path), p));
+        },
+      },
+      compare: {
+        help: "What commit would change (like show | compare)",
+        run: async () => {
+          const diff = compare(s.running, s.candidate);
+          await io.print(diff.length ? diff.join("\n") : "No changes.");
+        },
+      },
+      commit: {
+        help: "Validate and activate the candidate configuration",
+        options: {
+          check: { help: "Only validate; change nothing" },
+          confirmed: { help: "Roll back by itself unless confirmed within N minutes", arg: { name: "minutes", help: "minutes until the automatic rollback (1-60)", check: isInt(1, 60) } },
+          comment: { help: "A comment for the commit history", arg: { name: "text", help: "comment text (quote it if it has spaces)" } },
+          "and-quit": { help: "Commit, then leave configuration mode" },
+        },
+        run: async (p) => {
+          const o = p.options;
+          if (o.check) {
+            const r = s.check();
+            return io.print(r.ok ? "configuration check succeeds" : `error: configuration check fails:\n  ${r.errors.map(formatError).join("\n  ")}`);
+          }
+          const r = await s.commit({ user: io.user, comment: typeof o.comment === "string" ? o.comment : undefined, confirmMinutes: typeof o.confirmed === "string" ? Number(o.confirmed) : undefined });
+          await io.print(commitMessage(r, typeof o.confirmed === "string" ? Number(o.confirmed) : undefined));
+          if (r.ok && o["and-quit"]) io.leaveConfig();
+        },
+      },
+      rollback: {
+        help: "Load an earlier configuration into the candidate (0: the running one)",
+        arg: { name: "number", help: "how many commits back (show system commit)", check: isInt(0, 49) },
+        run: async (p) => {
+          const n = p.args.length ? Number(p.args[0]) : 0;
+          s.rollback(n);
+          await io.print(`load complete: candidate is commit ${n} back; "show | compare" shows the change, "commit" activates it`);
+        },
+      },
+      load: {
+        help: "Replace the candidate with a configuration typed or pasted in",
+        children: {
+          set: { help: "set/delete commands, one per line", children: { terminal: { help: "Type or paste; end with Ctrl-D", run: async () => loadBlock(io, s, "set") } } },
+          json: { help: "A whole configuration as JSON", children: { terminal: { help: "Type or paste; end with Ctrl-D", run: async () => loadBlock(io, s, "json") } } },
+        },
+      },
+      run: { help: "Run an operational-mode command", path: () => [], run: async (p) => io.runOperational(p.path) },
+      exit: {
+        help: "Leave configuration mode",
+        run: async () => {
+          if (s.dirty) await io.print("warning: the candidate has uncommitted changes (they stay for the next configure)");
+          io.leaveConfig();
+        },
+      },
+      quit: { help: "Leave configuration mode", run: () => io.leaveConfig() },
+    },
+  };
+}
+
+/** An error located at a word of the command line. */
+export class WordError extends Error {
+  constructor(readonly word: number, message: string) {
+    super(message);
+  }
+}
+
+function commitMessage(r: Awaited<ReturnType<ConfigSession["commit"]>>, confirmed?: number): string {
+  if (!r.ok) {
+    if ("errors" in r && r.errors) return `error: configuration check fails; nothing was changed:\n  ${r.errors.map(formatError).join("\n  ")}`;
+    return `error: commit failed; nothing was changed: ${"message" in r ? r.message : "unknown error"}`;
+  }
+  return confirmed ? `commit confirmed will be automatically rolled back in ${confirmed} minutes unless confirmed\ncommit complete` : "commit complete";
+}
+
+async function loadBlock(io: ShellIO, s: ConfigSession, kind: "set" | "json"): Promise<void> {
+  const text = await io.readBlock(kind === "set" ? "[Type set commands; end with Ctrl-D]" : "[Type or paste JSON; end with Ctrl-D]");
+  if (text === null) return io.print("load cancelled");
+  if (kind === "json") {
+    try {
+      s.importJson(text);
+    } catch (e) {
+      return io.print(`error: ${(e as Error).message}; the candidate is unchanged`);
+    }
+    return io.print('load complete: "show | compare" shows the change, "commit" activates it');
+  }
+  const r = fromSetCommands(text.split(/\r?\n/));
+  if (!r.ok) return io.print(`error: the candidate is unchanged:\n  ${r.errors.map((e) => `line ${e.line}, word ${e.word + 1}: ${e.message}`).join("\n  ")}`);
+  s.edit((c) => {
+    for (const k of Object.keys(c)) delete (c as unknown as Record<string, unknown>)[k];
+    Object.assign(c, r.config);
+  });
+  await io.print('load complete: "show | compare" shows the change, "commit" activates it');
+}

@@ -1,0 +1,541 @@
+// Configuration paths: the console's `set` / `delete` / completion / `show | compare` /
+// `show configuration` over one declarative tree, and the set form that rebuilds a configuration.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFile, readdir } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import type { ConfigInput } from "../../host/config/schema.js";
+import { validate, formatError } from "../../host/config/validate.js";
+import { CONFIG_TREE, entries, isObj, type SchemaNode } from "../../host/config/tree.js";
+import {
+  setPath, deletePath, checkPath, completions, toSetCommands, fromSetCommands, compare, renderConfig,
+  normalizeInput, tokenize, quote,
+} from "../../host/config/paths.js";
+import { labConfig, svc } from "../lib/lab-config.js";
+
+const ROOT = new URL("../../../", import.meta.url);
+const HASH = `scrypt$32768$8$1$${Buffer.alloc(16, 7).toString("base64")}$${Buffer.alloc(32, 9).toString("base64")}`;
+const HASH2 = `scrypt$16384$8$1$${Buffer.alloc(16, 1).toString("base64")}$${Buffer.alloc(32, 2).toString("base64")}`;
+
+async function exampleConfigs(): Promise<[string, ConfigInput][]> {
+  const dir = new URL("test/fixtures/configs/", ROOT);
+  const names = (await readdir(dir)).filter((n) => n.endsWith(".json")).sort();
+  const files = [...names.map((n) => new URL(n, dir)), new URL("board/sim/demo-config.json", ROOT)];
+  return Promise.all(files.map(async (u) => [fileURLToPath(u), JSON.parse(await readFile(u, "utf8")) as ConfigInput] as [string, ConfigInput]));
+}
+
+/** A configuration that uses every key validate() knows, every list with an object entry. */
+function fullConfig(): ConfigInput {
+  return {
+    system: {
+      hostname: "fs-full",
+      timezone: "Europe/Paris",
+      ntp: ["192.0.2.123", "pool.ntp.org"],
+      users: [{ name: "alice", class: "admin", passwordHash: HASH }, { name: "bob", passwordHash: HASH2 }],
+    },
+    management: { ipv4: "192.0.2.200", ipv6: "2001:db8:ff::1" },
+    ports: [
+      {
+        name: "client", mac: "02:00:00:00:01:01", mtu: 1500, ipv4: "192.0.2.1", ipv6: "2001:db8:1::1", peer: "server",
+        device: "eth1", gateway: "192.0.2.254", gateway6: "2001:db8:1::fe", gatewayMac: "02:00:00:00:01:fe",
+      },
+      { name: "server", mac: "02:00:00:00:02:01", ipv4: "10.0.2.1", ipv6: "2001:db8:2::1", peer: "client" },
+    ],
+    dataplane: {
+      flows: { ipv4: 4096, ipv6: 1024 },
+      timeouts: { tcp: 600, tcpSyn: 20, tcpClosing: 5, udp: 30, icmp: 5, other: 30 },
+      noVip: "drop",
+      maglevSize: 65537,
+      engines: 2,
+      limits: { services: 8, backends: 16 },
+      buffers: { count: 256, size: 2048 },
+    },
+    backends: [
+      {
+        name: "s1", address: "10.0.2.11", mac: "02:00:00:00:02:11", via: "server", natPort: 8080, state: "draining",
+        check: { type: "http", port: 8080, path: "/health", host: "www.example.com", expectStatus: 204, interval: 1.5, timeout: 0.5, rise: 2, fall: 3 },
+      },
+      { name: "s2", address: "10.0.2.12", via: "server", check: { type: "udp", port: 53, send: 'PING "x"\r\n', expect: "PONG ok" } },
+      { name: "s1v6", address: "2001:db8:2::11", mac: "02:00:00:00:02:21", via: "server" },
+    ],
+    services: [
+      {
+        name: "web", vip: "10.0.0.100", protocol: "tcp", port: 80, mode: "nat", targetPort: 8080,
+        backends: ["s1", { name: "s2", weight: 3 }], onBackendDown: "reset", arp: false,
+      },
+      {
+        name: "dns", vip: "2001:db8::53", protocol: "udp", port: 53, mode: "tunnel", backends: ["s1", "s1v6"],
+        tunnel: { encap: "gue", source4: "10.0.2.1", source6: "2001:db8:2::1", guePort: 6081 },
+      },
+    ],
+  };
+}
+
+/** Every node of the tree as it occurs in a configuration: its JSON keys, validate()'s path for it. */
+interface Place {
+  node: SchemaNode;
+  keys: (string | number)[];
+  vpath: string;
+  /** For objects (containers and list entries): the keys the tree allows there. */
+  allowed?: string[];
+}
+
+function places(node: SchemaNode, v: unknown, keys: (string | number)[], vpath: string, out: Place[] = []): Place[] {
+  const join = (p: string, k: string): string => (p === "config" ? k : `${p}.${k}`);
+  if (v === undefined) return out;
+  out.push({ node, keys, vpath, allowed: node.kind === "container" ? node.children.map((c) => c.key) : undefined });
+  if (node.kind === "container" && isObj(v)) {
+    for (const c of node.children) places(c, v[c.key], [...keys, c.key], join(vpath, c.key), out);
+  }
+  if (node.kind === "list" && Array.isArray(v)) {
+    v.forEach((e, i) => {
+      if (!isObj(e)) return;
+      const at = `${vpath}[${i}]`;
+      out.push({ node, keys: [...keys, i], vpath: at, allowed: ["name", ...node.children.map((c) => c.key)] });
+      for (const c of node.children) places(c, e[c.key], [...keys, i, c.key], join(at, c.key), out);
+    });
+  }
+  return out;
+}
+
+function allNodes(node: SchemaNode = CONFIG_TREE): SchemaNode[] {
+  return [node, ...(node.kind === "container" || node.kind === "list" ? node.children.flatMap((c) => allNodes(c)) : [])];
+}
+
+function at(root: unknown, keys: (string | number)[]): Record<string | number, unknown> {
+  let o = root as Record<string | number, unknown>;
+  for (const k of keys) o = o[k] as Record<string | number, unknown>;
+  return o;
+}
+
+function errorsOf(input: unknown): { path: string; value: unknown; expected: string }[] {
+  const v = validate(input);
+  return v.ok ? [] : v.errors;
+}
+
+// ---- the tree covers validate() --------------------------------------------------------------
+
+test("paths: at every object of the configuration, the tree allows exactly the keys validate() accepts", () => {
+  const full = fullConfig();
+  const objects = places(CONFIG_TREE, full, [], "config").filter((p) => p.allowed);
+  for (const p of objects) {
+    const probe = structuredClone(full);
+    at(probe, p.keys).__probe__ = 1;
+    const e = errorsOf(probe).find((x) => x.path === `${p.vpath}.__probe__`);
+    assert.ok(e, `validate() did not refuse an unknown key at ${p.vpath}`);
+    const accepted = /^one of the keys (.*) \(unknown key\)$/.exec(e.expected)?.[1].split(", ");
+    assert.deepEqual([...(accepted ?? [])].sort(), [...(p.allowed ?? [])].sort(), `keys at ${p.vpath}`);
+  }
+  // and the full config reaches every container and list of the tree
+  const reached = new Set(objects.map((p) => p.node));
+  for (const n of allNodes()) if (n.kind === "container" || n.kind === "list") assert.ok(reached.has(n), `not reached: ${n.key}`);
+});
+
+test("paths: a configuration using every key is valid, sets every leaf of the tree, and survives the set form", () => {
+  const full = fullConfig();
+  const v = validate(full);
+  assert.ok(v.ok, v.ok ? "" : v.errors.map(formatError).join("\n"));
+  const set = new Set(places(CONFIG_TREE, full, [], "config").map((p) => p.node));
+  for (const n of allNodes()) assert.ok(set.has(n), `the full config does not set ${n.word}`);
+  const back = fromSetCommands(toSetCommands(full));
+  assert.ok(back.ok, back.ok ? "" : JSON.stringify(back.errors));
+  assert.deepEqual(back.config, normalizeInput(full));
+});
+
+test("paths: per-value ranges agree with validate(): a number just outside is refused by both", () => {
+  const full = fullConfig();
+  const leaves = places(CONFIG_TREE, full, [], "config").filter((p) => p.node.kind === "leaf" && p.node.type.range);
+  assert.ok(leaves.length >= 25, `only ${leaves.length} numeric leaves`);
+  for (const p of leaves) {
+    if (p.node.kind !== "leaf" || !p.node.type.range) continue;
+    const [min, max] = p.node.type.range;
+    assert.notEqual(p.node.type.parse(String(min)), undefined, `${p.vpath}: ${min}`);
+    assert.notEqual(p.node.type.parse(String(max)), undefined, `${p.vpath}: ${max}`);
+    for (const bad of [min - 1, max + 1]) {
+      assert.equal(p.node.type.parse(String(bad)), undefined, `${p.vpath}: ${bad} taken by the tree`);
+      const probe = structuredClone(full);
+      at(probe, p.keys.slice(0, -1))[p.keys[p.keys.length - 1]] = bad;
+      assert.ok(errorsOf(probe).some((e) => e.path === p.vpath), `${p.vpath}: ${bad} taken by validate()`);
+    }
+  }
+});
+
+// ---- system: users, time zone, NTP -----------------------------------------------------------
+
+test("config: users, time zone and NTP servers are validated and normalised", () => {
+  const ok = validate(labConfig([svc("dsr")], { system: { users: [{ name: "bob", passwordHash: HASH }], ntp: ["pool.ntp.org", "2001:db8::123"] } }));
+  assert.ok(ok.ok);
+  if (!ok.ok) return;
+  assert.deepEqual(ok.config.users, [{ name: "bob", class: "operator", passwordHash: HASH }]);
+  assert.equal(ok.config.timezone, "UTC");
+  assert.deepEqual(ok.config.ntp, ["pool.ntp.org", "2001:db8::123"]);
+
+  const bad = labConfig([svc("dsr")], {
+    system: {
+      timezone: "Mars/Olympus",
+      ntp: ["bad..host", "10.0.0.300", "pool.ntp.org", "pool.ntp.org"],
+      users: [
+        { name: "carol", passwordHash: "hunter2" },
+        { name: "carol", class: "root" as never, passwordHash: HASH.replace("$32768$", "$1000$") },
+        { name: "dave" } as never,
+      ],
+    },
+  });
+  const e = errorsOf(bad).map(formatError);
+  assert.ok(e.includes('system.timezone: "Mars/Olympus": expected an IANA time zone name such as UTC or Europe/Paris'), e.join("\n"));
+  assert.ok(e.includes('system.ntp[0]: "bad..host": expected an IPv4 or IPv6 address or a host name'), e.join("\n"));
+  assert.ok(e.includes('system.ntp[1]: "10.0.0.300": expected an IPv4 or IPv6 address or a host name'), e.join("\n"));
+  assert.ok(e.includes('system.ntp[3]: "pool.ntp.org": expected each server once'), e.join("\n"));
+  assert.ok(e.some((m) => m.startsWith('system.users[0].passwordHash: "(hidden)": expected a password hash scrypt$N$r$p$')), e.join("\n"));
+  assert.ok(e.includes('system.users[1].name: "carol": expected a name no other user has'), e.join("\n"));
+  assert.ok(e.includes('system.users[1].class: "root": expected one of admin, operator'), e.join("\n"));
+  assert.ok(e.some((m) => m.startsWith("system.users[1].passwordHash")), "N not a power of two");
+  assert.ok(e.some((m) => m.startsWith("system.users[2].passwordHash: missing: expected a password hash")), e.join("\n"));
+  assert.ok(!e.some((m) => m.includes("hunter2")), "a plain password must never be echoed");
+});
+
+// ---- set -------------------------------------------------------------------------------------
+
+test("set: a leaf in a container, in a list entry, in a container under an entry, in a nested list", () => {
+  const c = labConfig([svc("dsr")]);
+  assert.deepEqual(setPath(c, ["system", "hostname", "edge1"]), { ok: true });
+  assert.deepEqual(setPath(c, ["services", "web", "vip", "10.0.0.200"]), { ok: true });
+  assert.deepEqual(setPath(c, ["services", "web", "target-port", "8080"]), { ok: true });
+  assert.deepEqual(setPath(c, ["services", "web", "on-backend-down", "reset"]), { ok: true });
+  assert.deepEqual(setPath(c, ["services", "web", "arp", "false"]), { ok: true });
+  assert.deepEqual(setPath(c, ["services", "web", "backends", "s1", "weight", "2"]), { ok: true });
+  assert.deepEqual(setPath(c, ["backends", "s1", "check", "type", "http"]), { ok: true });
+  assert.deepEqual(setPath(c, ["backends", "s1", "check", "interval", "0.5"]), { ok: true });
+  assert.deepEqual(setPath(c, ["ports", "client", "gateway-mac", "02:00:00:00:01:fd"]), { ok: true });
+  assert.deepEqual(setPath(c, ["dataplane", "timeouts", "tcp-syn", "15"]), { ok: true });
+  assert.equal(c.system?.hostname, "edge1");
+  const web = c.services![0];
+  assert.equal(web.vip, "10.0.0.200");
+  assert.equal(web.targetPort, 8080); // numbers are stored as numbers, booleans as booleans
+  assert.equal(web.onBackendDown, "reset");
+  assert.equal(web.arp, false);
+  assert.deepEqual(web.backends, [{ name: "s1", weight: 2 }]); // the bare name became an entry
+  assert.deepEqual(c.backends![0].check, { type: "http", interval: 0.5 });
+  assert.equal(c.ports[0].gatewayMac, "02:00:00:00:01:fd");
+  assert.equal(c.dataplane?.timeouts?.tcpSyn, 15);
+});
+
+test("set: setting a leaf of a new entry creates it at the end; naming an entry alone creates it bare", () => {
+  const c = labConfig([svc("dsr")]);
+  assert.deepEqual(setPath(c, ["services", "api", "port", "8080"]), { ok: true });
+  assert.deepEqual(setPath(c, ["services", "web", "backends", "s2"]), { ok: true });
+  assert.deepEqual(setPath(c, ["services", "web", "backends", "s2"]), { ok: true }); // again: no change
+  assert.deepEqual(setPath(c, ["system", "users", "alice", "class", "admin"]), { ok: true });
+  assert.deepEqual(setPath(c, ["system", "users", "alice", "password-hash", HASH]), { ok: true });
+  assert.deepEqual(c.services!.map((s) => s.name), ["web", "api"]);
+  assert.deepEqual(c.services![1], { name: "api", port: 8080 });
+  assert.deepEqual(c.services![0].backends, ["s1", { name: "s2" }]);
+  assert.deepEqual(c.system?.users, [{ name: "alice", class: "admin", passwordHash: HASH }]);
+});
+
+test("set: a leaf-list gains a value once, in order", () => {
+  const c = labConfig([svc("dsr")]);
+  for (const s of ["192.0.2.1", "pool.ntp.org", "192.0.2.1"]) assert.deepEqual(setPath(c, ["system", "ntp", s]), { ok: true });
+  assert.deepEqual(c.system?.ntp, ["192.0.2.1", "pool.ntp.org"]);
+});
+
+test("set: bad words and values are refused at the right word with the expected form, changing nothing", () => {
+  const c = labConfig([svc("dsr")]);
+  const before = structuredClone(c);
+  const cases: [string[], number, string][] = [
+    [["services", "web", "vipp", "10.0.0.1"], 2, 'unknown word "vipp": expected one of vip, protocol, port, mode, target-port, backends, on-backend-down, arp, tunnel'],
+    [["servicez"], 0, 'unknown word "servicez": expected one of system, management, ports, dataplane, backends, services'],
+    [["services", "web", "port", "70000"], 3, 'bad value "70000" for port: expected a whole number from 0 to 65535'],
+    [["services", "web", "port", "8o"], 3, 'bad value "8o" for port: expected a whole number from 0 to 65535'],
+    [["services", "web", "vip"], 3, "missing value: expected an IPv4 or IPv6 address"],
+    [["services", "web", "mode", "magic"], 3, 'bad value "magic" for mode: expected one of dsr, nat, tunnel'],
+    [["services", "web", "arp", "yes"], 3, 'bad value "yes" for arp: expected true or false'],
+    [["services", "web", "tunnel"], 3, "missing word: expected one of encap, source4, source6, gue-port"],
+    [["services", "web", "tunnel", "source4", "2001:db8::1"], 4, 'bad value "2001:db8::1" for source4: expected an IPv4 address'],
+    [["services"], 1, "missing service name: expected a name of 1-32 letters, digits, '_', '.', '-', starting with a letter"],
+    [["services", "9web", "port", "80"], 1, "bad service name \"9web\": expected a name of 1-32 letters, digits, '_', '.', '-', starting with a letter"],
+    [["services", "web", "port", "80", "tcp"], 4, 'unexpected word "tcp": expected the end of the command (port takes one value)'],
+    [["services", "web", "backends", "s1", "weight", "1001"], 5, 'bad value "1001" for weight: expected a whole number from 0 to 1000'],
+    [["ports", "client", "mac", "03:00:00:00:00:01"], 3, 'bad value "03:00:00:00:00:01" for mac: expected a unicast MAC address like 02:00:00:00:00:01'],
+    [["dataplane", "maglev-size", "65536"], 2, 'bad value "65536" for maglev-size: expected a prime number, such as 65537'],
+    [["dataplane", "buffers", "size", "1000"], 3, 'bad value "1000" for size: expected a multiple of 64'],
+    [["backends", "s1", "check", "path", "health"], 4, 'bad value "health" for path: expected a path starting with /'],
+    [["backends", "s1", "check", "interval", "1e3"], 4, 'bad value "1e3" for interval: expected seconds, from 0.05 to 3600'],
+    [["system", "timezone", "europe/paris"], 2, 'bad value "europe/paris" for timezone: expected an IANA time zone name such as UTC or Europe/Paris'],
+    [["system", "ntp", "bad..host"], 2, 'bad value "bad..host" for ntp: expected an IPv4 or IPv6 address or a host name'],
+    [["system", "users", "alice", "class", "root"], 4, 'bad value "root" for class: expected one of admin, operator'],
+    [[], 0, "missing word: expected one of system, management, ports, dataplane, backends, services"],
+  ];
+  for (const [words, word, message] of cases) {
+    assert.deepEqual(setPath(c, words), { ok: false, word, message }, words.join(" "));
+  }
+  const pw = setPath(c, ["system", "users", "alice", "password-hash", "hunter2"]);
+  assert.equal(pw.ok, false);
+  assert.ok(!pw.ok && pw.word === 4 && pw.message.startsWith("bad value for password-hash: expected a password hash scrypt$"), JSON.stringify(pw));
+  assert.ok(!pw.ok && !pw.message.includes("hunter2"), "a plain password is never echoed");
+  assert.deepEqual(c, before);
+  assert.deepEqual(checkPath(["services", "web", "vipp"]), { ok: false, word: 2, message: 'unknown word "vipp": expected one of vip, protocol, port, mode, target-port, backends, on-backend-down, arp, tunnel' });
+  assert.deepEqual(checkPath(["services", "web"]), { ok: true });
+});
+
+// ---- delete ----------------------------------------------------------------------------------
+
+test("delete: an entry, a leaf, a container, a nested entry, a leaf-list value or all of it; emptied parents go", () => {
+  const c = fullConfig();
+  assert.deepEqual(deletePath(c, ["services", "dns"]), { ok: true });
+  assert.deepEqual(c.services!.map((s) => s.name), ["web"]);
+  assert.deepEqual(deletePath(c, ["services", "web", "target-port"]), { ok: true });
+  assert.equal(c.services![0].targetPort, undefined);
+  assert.ok(!("targetPort" in c.services![0]));
+  assert.deepEqual(deletePath(c, ["services", "web", "backends", "s1"]), { ok: true }); // a bare-name entry
+  assert.deepEqual(c.services![0].backends, [{ name: "s2", weight: 3 }]);
+  assert.deepEqual(deletePath(c, ["services", "web", "backends", "s2", "weight"]), { ok: true });
+  assert.deepEqual(c.services![0].backends, [{ name: "s2" }]); // the entry stays, bare
+  assert.deepEqual(deletePath(c, ["backends", "s1", "check"]), { ok: true });
+  assert.equal(c.backends![0].check, undefined);
+  assert.deepEqual(deletePath(c, ["system", "ntp", "pool.ntp.org"]), { ok: true });
+  assert.deepEqual(c.system?.ntp, ["192.0.2.123"]);
+  assert.deepEqual(deletePath(c, ["system", "ntp"]), { ok: true });
+  assert.deepEqual(deletePath(c, ["dataplane", "timeouts", "tcp", "600"]), { ok: true }); // with its current value
+  assert.deepEqual(deletePath(c, ["system", "users"]), { ok: true });
+  assert.deepEqual(deletePath(c, ["system", "hostname"]), { ok: true });
+  assert.deepEqual(deletePath(c, ["system", "timezone"]), { ok: true });
+  assert.equal(c.system, undefined); // emptied: gone
+  assert.deepEqual(deletePath(c, ["ports"]), { ok: true });
+  assert.deepEqual(c.ports, []); // the one list that is always there
+  const check = fullConfig();
+  for (const k of ["type", "port", "path", "host", "expect-status", "interval", "timeout", "rise", "fall"]) {
+    assert.deepEqual(deletePath(check, ["backends", "s1", "check", k]), { ok: true }, k);
+  }
+  assert.ok(!("check" in check.backends![0]), "an emptied container is removed");
+});
+
+test("delete: what is not there is refused with what is, changing nothing", () => {
+  const c = fullConfig();
+  const before = structuredClone(c);
+  assert.deepEqual(deletePath(c, ["services", "webx"]), { ok: false, word: 1, message: 'no service "webx": expected one of web, dns' });
+  assert.deepEqual(deletePath(c, ["services", "dns", "target-port"]), { ok: false, word: 2, message: "nothing to delete: target-port is not set" });
+  assert.deepEqual(deletePath(c, ["services", "web", "backends", "s1", "weight"]), { ok: false, word: 4, message: "nothing to delete: weight is not set" });
+  assert.deepEqual(deletePath(c, ["services", "web", "port", "81"]), { ok: false, word: 3, message: "no such value: expected the current value, 80" });
+  assert.deepEqual(deletePath(c, ["system", "ntp", "192.0.2.9"]), { ok: false, word: 2, message: "no such value: expected one of 192.0.2.123, pool.ntp.org" });
+  assert.deepEqual(deletePath(c, ["services", "web", "vipp"]).ok, false);
+  assert.deepEqual(deletePath(c, []), { ok: false, word: 0, message: "missing word: expected one of system, management, ports, dataplane, backends, services" });
+  assert.deepEqual(c, before);
+});
+
+// ---- completions -----------------------------------------------------------------------------
+
+const words = (list: { word: string }[]): string[] => list.map((c) => c.word);
+
+test("completions: top level, filtered by the partial word, with help", () => {
+  const c = labConfig([svc("dsr")]);
+  assert.deepEqual(words(completions(c, [], "")), ["system", "management", "ports", "dataplane", "backends", "services"]);
+  assert.deepEqual(words(completions(c, [], "s")), ["system", "services"]);
+  assert.ok(completions(c, [], "").every((x) => x.help.length > 0));
+});
+
+test("completions: existing entries and a placeholder for a new one; inside an entry, its children", () => {
+  const c = labConfig([svc("dsr"), svc("nat", { name: "api", port: 8080 })]);
+  assert.deepEqual(completions(c, ["services"], ""), [
+    { word: "web", help: "10.0.0.100 tcp/80 dsr" },
+    { word: "api", help: "10.0.0.100 tcp/8080 nat" },
+    { word: "<name>", help: "new service: 1-32 letters, digits, '_', '.', '-', starting with a letter" },
+  ]);
+  assert.deepEqual(words(completions(c, ["services"], "a")), ["api", "<name>"]);
+  assert.deepEqual(words(completions(c, ["services", "web"], "t")), ["target-port", "tunnel"]);
+  assert.deepEqual(words(completions(c, ["services", "web", "tunnel"], "")), ["encap", "source4", "source6", "gue-port"]);
+  // a service's backends: its members, then the other defined backends
+  assert.deepEqual(words(completions(c, ["services", "web", "backends"], "s1")), ["s1", "s1v6", "<name>"]);
+  assert.equal(completions(c, ["services", "web", "backends"], "s1")[0].help, "member, weight 1");
+  assert.equal(completions(c, ["services", "web", "backends"], "s1")[1].help, "backend 2001:db8:2::11 via server");
+});
+
+test("completions: enumeration values, booleans, references, placeholders for free-form values", () => {
+  const c = labConfig([svc("dsr")]);
+  assert.deepEqual(completions(c, ["services", "web", "mode"], ""), [
+    { word: "dsr", help: "direct server return: rewrite the MAC only" },
+    { word: "nat", help: "rewrite address and port" },
+    { word: "tunnel", help: "encapsulate (IP-in-IP or GUE)" },
+  ]);
+  assert.deepEqual(words(completions(c, ["services", "web", "mode"], "n")), ["nat"]);
+  assert.deepEqual(words(completions(c, ["services", "web", "arp"], "")), ["true", "false"]);
+  assert.deepEqual(completions(c, ["services", "web", "vip"], ""), [{ word: "<address>", help: "IPv4 or IPv6 address" }]);
+  assert.deepEqual(completions(c, ["services", "web", "port"], ""), [{ word: "<port>", help: "whole number from 0 to 65535, 0: every port" }]);
+  assert.deepEqual(words(completions(c, ["backends", "s9", "via"], "")), ["client", "server", "<name>"]);
+  assert.deepEqual(words(completions(c, ["system", "timezone"], "Europe/Pa")), ["Europe/Paris", "<timezone>"]);
+  assert.deepEqual(words(completions(c, ["system", "timezone"], "")), ["<timezone>"]); // hundreds: type a few letters first
+  assert.deepEqual(completions(c, ["services", "web", "vip", "10.0.0.1"], ""), []); // complete: nothing follows
+  assert.deepEqual(completions(c, ["services", "web", "vipp"], ""), []);
+});
+
+test("completions for delete: only what is set", () => {
+  const c = fullConfig();
+  assert.deepEqual(words(completions(c, ["services", "dns"], "", "delete")), ["vip", "protocol", "port", "mode", "backends", "tunnel"]);
+  assert.deepEqual(completions(c, ["system", "ntp"], "", "delete"), [
+    { word: "192.0.2.123", help: "current value" },
+    { word: "pool.ntp.org", help: "current value" },
+  ]);
+  assert.deepEqual(words(completions(c, ["system", "users"], "", "delete")), ["alice", "bob"]);
+  assert.deepEqual(words(completions(c, ["services", "web", "port"], "", "delete")), ["80"]);
+});
+
+// ---- set form --------------------------------------------------------------------------------
+
+test("set form: the example configurations and the demo configuration round-trip", async () => {
+  for (const [file, c] of await exampleConfigs()) {
+    const lines = toSetCommands(c);
+    assert.ok(lines.every((l) => l.startsWith("set ")));
+    const back = fromSetCommands(lines);
+    assert.ok(back.ok, `${file}: ${back.ok ? "" : JSON.stringify(back.errors)}`);
+    assert.deepEqual(back.config, normalizeInput(c), file);
+    // normalising changes nothing validate() cares about
+    const [v1, v2] = [validate(c), validate(back.config)];
+    assert.ok(v1.ok && v2.ok, file);
+    assert.deepEqual(v2.config, v1.config, file);
+  }
+});
+
+test("set form: one line per leaf in schema order, bare entries on a line of their own, quoted values", () => {
+  const c = labConfig([svc("dsr", { backends: ["s1", { name: "s2", weight: 2 }] })], { system: { hostname: "edge1" } });
+  c.backends![0].check = { type: "udp", send: "PING\r\n", expect: "PONG ok" };
+  const lines = toSetCommands(c);
+  assert.deepEqual(lines.slice(0, 3), ["set system hostname edge1", "set ports client mac 02:00:00:00:01:01", "set ports client ipv4 192.0.2.1"]);
+  assert.ok(lines.includes('set backends s1 check send "PING\\r\\n"'), lines.join("\n"));
+  assert.ok(lines.includes('set backends s1 check expect "PONG ok"'));
+  assert.deepEqual(lines.slice(-6), [
+    "set services web vip 10.0.0.100",
+    "set services web protocol tcp",
+    "set services web port 80",
+    "set services web mode dsr",
+    "set services web backends s1",
+    "set services web backends s2 weight 2",
+  ]);
+  assert.deepEqual(tokenize('set backends s1 check expect "PONG ok"'), { ok: true, words: ["set", "backends", "s1", "check", "expect", "PONG ok"] });
+  for (const w of ["", "a b", 'q"uote', "back\\slash", "tab\there", "#hash", "{", "plain-1.2:3/4"]) {
+    const t = tokenize(`set x ${quote(w)} y`);
+    assert.deepEqual(t, { ok: true, words: ["set", "x", w, "y"] }, w);
+  }
+});
+
+test("set form: comments, blank lines and delete are read; bad lines are all reported with line and word", () => {
+  const good = fromSetCommands([
+    "# the web service",
+    "",
+    "set ports client mac 02:00:00:00:01:01",
+    "set services web vip 10.0.0.100",
+    "set services web port 80",
+    "delete services web port",
+    "   set system ntp pool.ntp.org   ",
+  ]);
+  assert.deepEqual(good, { ok: true, config: { system: { ntp: ["pool.ntp.org"] }, ports: [{ name: "client", mac: "02:00:00:00:01:01" }], services: [{ name: "web", vip: "10.0.0.100" }] } });
+  const bad = fromSetCommands([
+    "set services web vip 10.0.0.100",
+    "sett services web port 80",
+    "set services web port 80000",
+    'set backends s1 check expect "unterminated',
+    "delete services api",
+  ]);
+  assert.deepEqual(bad, {
+    ok: false,
+    errors: [
+      { line: 2, word: 0, message: 'unknown command "sett": expected set or delete' },
+      { line: 3, word: 4, message: 'bad value "80000" for port: expected a whole number from 0 to 65535' },
+      { line: 4, word: 5, message: 'unterminated quote: expected a closing "' },
+      { line: 5, word: 2, message: 'no service "api": expected one of web' },
+    ],
+  });
+});
+
+// ---- compare ---------------------------------------------------------------------------------
+
+test("compare: nothing for equal configurations, however the members are written", () => {
+  const a = labConfig([svc("dsr", { backends: ["s1", { name: "s2" }] })]);
+  const b = labConfig([svc("dsr", { backends: [{ name: "s1" }, "s2"] })]);
+  assert.deepEqual(compare(a, b), []);
+  assert.deepEqual(compare(fullConfig(), fullConfig()), []);
+});
+
+test("compare: a changed leaf shows old then new; added and removed leaves and entries show all their lines", () => {
+  const a = labConfig([svc("dsr", { backends: ["s1", "s2"] }), svc("nat", { name: "api", port: 8080, targetPort: 80 })]);
+  const b = structuredClone(a);
+  for (const w of [
+    ["services", "web", "port", "81"],
+    ["services", "web", "backends", "s2", "weight", "3"],
+    ["services", "web", "backends", "s3"],
+    ["system", "ntp", "192.0.2.1"],
+    ["services", "dns", "vip", "10.0.0.53"],
+  ]) assert.deepEqual(setPath(b, w), { ok: true });
+  for (const w of [["services", "api"], ["services", "web", "backends", "s1"], ["backends", "s3v6", "mac"]]) assert.deepEqual(deletePath(b, w), { ok: true });
+  assert.deepEqual(compare(a, b), [
+    "+ set system ntp 192.0.2.1",
+    "- set backends s3v6 mac 02:00:00:00:02:23",
+    "- set services web port 80",
+    "+ set services web port 81",
+    "- set services web backends s1",
+    "+ set services web backends s2 weight 3",
+    "+ set services web backends s3",
+    "- set services api vip 10.0.0.100",
+    "- set services api protocol tcp",
+    "- set services api port 8080",
+    "- set services api mode nat",
+    "- set services api target-port 80",
+    "- set services api backends s1",
+    "+ set services dns vip 10.0.0.53",
+  ]);
+  // and the other way round: the same lines, signs swapped (a changed leaf: new then old)
+  const back = compare(b, a);
+  assert.deepEqual([...back].map((l) => l.slice(1)).sort(), compare(a, b).map((l) => l.slice(1)).sort());
+  assert.ok(back.includes("+ set services web port 80") && back.includes("- set services web port 81"));
+});
+
+test("compare: entries in another order show as moved (removed and added again)", () => {
+  const a = labConfig([svc("dsr")]);
+  const b = structuredClone(a);
+  b.ports.reverse();
+  const d = compare(a, b);
+  assert.ok(d.length > 0);
+  assert.ok(d.every((l) => l.includes("set ports ")), d.join("\n"));
+});
+
+// ---- show configuration ----------------------------------------------------------------------
+
+test("renderConfig: Junos-style blocks indented by four, a subtree for a path, leaf-lists bracketed", () => {
+  const c = labConfig([svc("nat", { targetPort: 8080, backends: ["s1", { name: "s2", weight: 2 }] })], {
+    system: { hostname: "edge1", ntp: ["192.0.2.1", "192.0.2.2"], users: [{ name: "alice", class: "admin", passwordHash: HASH }] },
+  });
+  const all = renderConfig(c);
+  assert.ok(all.startsWith(`system {\n    hostname edge1;\n    ntp [ 192.0.2.1 192.0.2.2 ];\n    users {\n        alice {\n            class admin;\n            password-hash ${HASH};\n        }\n    }\n}\nports {\n    client {\n        mac 02:00:00:00:01:01;`), all);
+  assert.ok(all.endsWith("\n}"));
+  assert.equal(renderConfig(c, ["services"]), [
+    "web {",
+    "    vip 10.0.0.100;",
+    "    protocol tcp;",
+    "    port 80;",
+    "    mode nat;",
+    "    target-port 8080;",
+    "    backends {",
+    "        s1;",
+    "        s2 {",
+    "            weight 2;",
+    "        }",
+    "    }",
+    "}",
+  ].join("\n"));
+  assert.equal(renderConfig(c, ["services", "web", "backends", "s2"]), "weight 2;");
+  assert.equal(renderConfig(c, ["services", "web", "vip"]), "vip 10.0.0.100;");
+  assert.equal(renderConfig(c, ["system", "ntp", "192.0.2.2"]), "ntp 192.0.2.2;");
+  assert.equal(renderConfig(c, ["services", "nope"]), "");
+  assert.equal(renderConfig(c, ["services", "web", "vipp"]), "");
+  // a secret that is not a hash is never shown
+  (c.system!.users![0] as { passwordHash: string }).passwordHash = "hunter2";
+  assert.ok(!renderConfig(c).includes("hunter2") && !toSetCommands(c).join("\n").includes("hunter2") && !compare(labConfig([]), c).join("\n").includes("hunter2"));
+});
+
+test("renderConfig: lines fit 80 columns; a leaf-list too long for one line gets a line per value", async () => {
+  const c = labConfig([svc("dsr")], { system: { ntp: ["0.pool.ntp.org", "1.pool.ntp.org", "2.pool.ntp.org", "3.pool.ntp.org", "time.example.net"] } });
+  const shown = renderConfig(c, ["system"]);
+  assert.equal(shown, "ntp 0.pool.ntp.org;\nntp 1.pool.ntp.org;\nntp 2.pool.ntp.org;\nntp 3.pool.ntp.org;\nntp time.example.net;");
+  for (const [file, x] of await exampleConfigs()) {
+    for (const line of renderConfig(x).split("\n")) assert.ok(line.length <= 80, `${file}: ${line}`);
+  }
+});
