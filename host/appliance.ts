@@ -323,16 +323,25 @@ async function openBoard(config: Config): Promise<Board> {
   return openLinuxBoard(config.ports.map((p) => ({ name: p.name, device: p.device })));
 }
 
-const USAGE = `usage: flowswitch --board linux --config FILE [--status-file FILE]
+const USAGE = `usage: flowswitch --board linux --config FILE [--flash FILE] [--console TTY] [--status-file FILE]
 
-Runs the appliance on the Linux board: the ports of FILE bound to the network interfaces their
-"device" names. SIGHUP re-reads FILE; SIGTERM or SIGINT stops.`;
+Runs the appliance on the Linux board: the ports of the configuration bound to the network
+interfaces their "device" names.
+  without --flash   FILE is the configuration; SIGHUP re-reads it
+  --flash FILE      the configuration lives in this flash image (a file or block device, made if
+                    missing): committed from the console, saved atomically, with rollbacks; the
+                    --config FILE is only the factory default for an empty flash
+  --console TTY     the serial console on this tty (a serial port or a pty)
+SIGTERM or SIGINT stops.`;
 
 /** The command line: returns the exit status once stopped. */
 export async function runAppliance(argv: string[]): Promise<number> {
   let values;
   try {
-    ({ values } = parseArgs({ args: argv, options: { config: { type: "string" }, "status-file": { type: "string" }, help: { type: "boolean" } } }));
+    ({ values } = parseArgs({
+      args: argv,
+      options: { config: { type: "string" }, "status-file": { type: "string" }, flash: { type: "string" }, console: { type: "string" }, help: { type: "boolean" } },
+    }));
   } catch (e) {
     process.stderr.write(`flowswitch: ${(e as Error).message}\n${USAGE}\n`);
     return 2;
@@ -345,6 +354,11 @@ export async function runAppliance(argv: string[]): Promise<number> {
     process.stderr.write(`flowswitch: --config is required\n${USAGE}\n`);
     return 2;
   }
+  if (values.console && !values.flash) {
+    process.stderr.write("flowswitch: --console needs --flash: the console commits to the configuration in flash\n");
+    return 2;
+  }
+  if (values.flash) return runManaged(values.config, values.flash, values.console, values["status-file"]);
   let box: Appliance;
   try {
     box = await Appliance.boot({ configPath: values.config, statusFile: values["status-file"] });
@@ -363,5 +377,37 @@ export async function runAppliance(argv: string[]): Promise<number> {
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
     process.on("SIGHUP", () => void box.reload());
+  });
+}
+
+/** The appliance with its configuration in flash and (optionally) a serial console. */
+async function runManaged(configPath: string, flashPath: string, consolePath: string | undefined, statusFile: string | undefined): Promise<number> {
+  const { bootBox } = await import("./box.js");
+  const { openFlashFile } = await import("../board/flash.js");
+  const { openSerial } = await import("./console/serial.js");
+  let stop: (() => Promise<void>) | undefined;
+  try {
+    const factory = await loadConfig(configPath);
+    const linux = await openBoard(factory);
+    const flash = await openFlashFile(flashPath, { create: true });
+    const board: Board = { kind: linux.kind, ports: linux.ports, flash, close: async () => { await linux.close(); await flash.close(); } };
+    const serial = consolePath ? await openSerial(consolePath) : undefined;
+    const box = await bootBox({ board, defaultConfigPath: configPath, console: serial, statusFile, banner: "Flowswitch serial console" });
+    stop = async () => {
+      await box.stop();
+      await serial?.close();
+    };
+  } catch (e) {
+    process.stderr.write(`flowswitch: ${(e as Error).message}\n`);
+    await stop?.();
+    return e instanceof ConfigFileError ? 2 : 1;
+  }
+  return new Promise<number>((resolve) => {
+    const end = (signal: string): void => {
+      process.stdout.write(`${new Date().toISOString()} flowswitch: ${signal}: stopping\n`);
+      void stop!().then(() => resolve(0), () => resolve(1));
+    };
+    process.once("SIGTERM", () => end("SIGTERM"));
+    process.once("SIGINT", () => end("SIGINT"));
   });
 }

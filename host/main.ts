@@ -1,5 +1,6 @@
 // The appliance's entry point. `--board linux` boots the appliance on real interfaces (see
-// appliance.ts); otherwise, until the serial console exists, the demo on the simulated board runs.
+// appliance.ts). Otherwise the simulated board: at a terminal, the whole box with its console
+// (demo/sim-box.ts); with --json or --duration, or without a terminal, the counter demo.
 const argv = process.argv.slice(2);
 const board = argv.indexOf("--board");
 const kind = board >= 0 ? argv[board + 1] : "sim";
@@ -13,8 +14,14 @@ async function main(): Promise<number> {
     process.stderr.write(`flowswitch: --board ${kind ?? ""}: expected sim or linux\n`);
     return 2;
   }
+  const rest = argv.filter((_, i) => board < 0 || (i !== board && i !== board + 1));
+  const scripted = rest.some((a) => a === "--json" || a === "--duration" || a.startsWith("--duration=") || a === "--help");
+  if (process.stdin.isTTY && !scripted) {
+    const { runSimBox } = await import("./demo/sim-box.js");
+    return runSimBox(rest);
+  }
   const { runDemo } = await import("./demo/demo.js");
-  return runDemo(argv.filter((_, i) => board < 0 || (i !== board && i !== board + 1)));
+  return runDemo(rest);
 }
 
 main().then(

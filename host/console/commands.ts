@@ -138,7 +138,7 @@ function showTables(host: ConsoleHost, io: ShellIO): Record<string, Node<void>> 
       }),
     },
     flows: {
-      help: "Flows in the flow tables (filters: service, backend, address, limit)",
+      help: "Flows in the flow tables, by service, backend or address",
       options: {
         service: { help: "Only this service's flows", arg: { name: "name", help: "service name", values: () => (host.session.running.services ?? []).map((s) => s.name) } },
         backend: { help: "Only flows on this backend", arg: { name: "name", help: "backend name", values: () => (host.session.running.backends ?? []).map((b) => b.name) } },

@@ -54,7 +54,7 @@ interface Options {
   rate: number;
 }
 
-async function packageRoot(): Promise<string> {
+export async function packageRoot(): Promise<string> {
   // build/host/main.js when built, host/main.ts when run from source: look upward for package.json
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
@@ -133,13 +133,13 @@ async function loadConfig(path: string): Promise<{ config: Config } | { errors: 
 // ---------------------------------------------------------------------------------------------
 // From the config to the simulated world: who the clients reach, who the servers are
 
-interface World {
+export interface World {
   clientPort: number;
   routerMac: string;
   traffic: TrafficOptions;
 }
 
-function buildWorld(config: Config, rate: number): World {
+export function buildWorld(config: Config, rate: number): World {
   const serverPorts = new Set(config.backends.map((b) => b.via));
   const free = config.ports.filter((p) => !serverPorts.has(p.index));
   const client = free.find((p) => p.gatewayMac) ?? free[0] ?? config.ports[0];
