@@ -416,6 +416,7 @@ export class Terminal {
     this.input.on("end", this.onEnd);
     this.input.on("close", this.onEnd);
     this.input.on("error", this.onEnd);
+    this.input.resume(); // a terminal closed earlier on the same stream (a reboot) paused it
     this.output.on("error", this.onOutputGone);
     this.output.on("drain", this.onDrain);
   }

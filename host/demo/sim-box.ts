@@ -19,15 +19,19 @@ const TICK_MS = 10;
 export async function runSimBox(argv: string[]): Promise<number> {
   const root = await packageRoot();
   const configPath = join(root, "board/sim/demo-config.json");
-  const state = join(root, ".flowswitch");
+  const state = process.env.FLOWSWITCH_STATE_DIR ?? join(root, ".flowswitch"); // tests use their own
   const flashPath = join(state, "sim-flash.img");
   await mkdir(state, { recursive: true });
   if (argv.includes("--factory-reset")) await rm(flashPath, { force: true });
-  for (;;) {
-    const rebooted = await bootOnce(configPath, flashPath);
-    if (!rebooted) return 0;
-    process.stdout.write("\r\n*** rebooting ***\r\n\r\n");
+  const stdin = process.stdin;
+  if (stdin.isTTY) stdin.setRawMode(true);
+  try {
+    while (await bootOnce(configPath, flashPath)) process.stdout.write("\r\n*** rebooting ***\r\n\r\n");
+  } finally {
+    if (stdin.isTTY) stdin.setRawMode(false);
+    stdin.pause(); // only now: a paused stdin would not wake for the next boot's console
   }
+  return 0;
 }
 
 /** One boot of the box; true when the operator asked for a reboot. */
@@ -37,15 +41,13 @@ async function bootOnce(configPath: string, flashPath: string): Promise<boolean>
   const board = new SimBoard(ports, await openFlashFile(flashPath, { create: true }));
   let reboot = false;
   let box: Box | undefined;
-  const stdin = process.stdin;
-  if (stdin.isTTY) stdin.setRawMode(true);
   const hosts = new VirtualHosts(factory, ports);
   let wake!: () => void;
   const rebootRequested = new Promise<void>((r) => (wake = r));
   box = await bootBox({
     board,
     defaultConfigPath: configPath,
-    console: { input: stdin, output: process.stdout },
+    console: { input: process.stdin, output: process.stdout },
     banner: banner(factory, flashPath),
     log: (line) => hosts.log(line),
     reboot: async () => {
@@ -57,8 +59,6 @@ async function bootOnce(configPath: string, flashPath: string): Promise<boolean>
   await Promise.race([box.consoleDone, rebootRequested]);
   hosts.stop();
   await box.stop();
-  if (stdin.isTTY) stdin.setRawMode(false);
-  stdin.pause();
   return reboot;
 }
 
