@@ -224,8 +224,9 @@ export const C_IPV4_OPTIONS = 12; // packets with IPv4 options (forwarded; noted
 export const C_RESELECTED = 13; // flows moved off a down backend
 export const C_STATELESS = 14; // forwarded by Maglev alone because the flow table was full
 export const C_FLOW_CUCKOO_MOVES = 15;
-export const C_PUNT_REASON_BASE = 16; // + punt reason: frames punted for each reason
-export const PUNT_REASONS = 16;
+export const C_PUNT_REASON_BASE = 16; // + punt reason: frames punted for each reason (16-23)
+export const PUNT_REASONS = 8;
+export const C_FLOW_REUSED = 24; // a SYN on a closing flow's 5-tuple: a new connection, chosen afresh
 
 export const C_DROP_BASE = 32; // + drop reason
 export const DROP_REASONS = 32;

@@ -12,7 +12,7 @@ import {
   BE_PORT, BE_NAT_PORT, BE_ADDR, BES_ACTIVE, BES_DRAINING, BACKEND_NONE, MAGLEV_SEED, MODE_DSR,
   MODE_NAT, SC_PACKETS, SC_BYTES, SC_NEW_FLOWS, SC_DROPS, BC_PACKETS, BC_BYTES, BC_NEW_FLOWS,
   BC_FLOWS_LOST, C_FLOW_INSERTS, C_FLOW_INSERT_FAILED, C_FLOW_EXPIRED, C_RESELECTED,
-  C_STATELESS, SIXK_VIP, SIXK_LOCAL, SIXK_VIP_ARP, CFGF_NOVIP_FORWARD, PORT_PEER, PUNT_ARP,
+  C_STATELESS, C_FLOW_REUSED, SIXK_VIP, SIXK_LOCAL, SIXK_VIP_ARP, CFGF_NOVIP_FORWARD, PORT_PEER, PUNT_ARP,
   PUNT_ND, PUNT_LOCAL, PUNT_ICMP_VIP, DR_BAD_PORT, DR_NO_VIP, DR_NO_SERVICE, DR_NO_BACKEND,
   DR_FLOW_TABLE_FULL, DR_FRAGMENT_TO_VIP, DR_BACKEND_DOWN, CB_SINK, SCR_NAT_KEY,
 } from "./layout";
@@ -146,6 +146,13 @@ function established(m: usize, e: usize, v6: bool): void {
     backendAdd(b, BC_PACKETS, 1);
     backendAdd(b, BC_BYTES, len);
     return natReturn(m, s, load<u8>(v + FV_PORT), v6);
+  }
+  // A bare SYN on a flow that has seen FIN or RST is a new connection reusing the 5-tuple (the
+  // client recycled its port): it chooses afresh, so a draining backend gets no new connection.
+  if ((load<u8>(v + FV_FLAGS) & FF_CLOSING) && load<u8>(m + M_PROTO) == IPPROTO_TCP &&
+      (load<u8>(m + M_TCPF) & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
+    count(C_FLOW_REUSED);
+    return newFlow(m, s, si, e, v6);
   }
   const st = load<u8>(be + BE_STATE);
   const sameBackend = load<u16>(be + BE_COOKIE) == load<u16>(v + FV_COOKIE);

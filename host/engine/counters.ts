@@ -50,6 +50,7 @@ export interface CounterSnapshot {
     cuckooMoves: number;
     reselected: number;
     stateless: number;
+    reused: number;
   };
   icmpSent: number;
   tcpResetsSent: number;
@@ -102,6 +103,7 @@ export function readCounters(mem: ArrayBufferLike, plan: RegionPlan, config: Con
       ipv4: c(L.C_FLOWS4), ipv6: c(L.C_FLOWS6), inserts: c(L.C_FLOW_INSERTS),
       insertFailed: c(L.C_FLOW_INSERT_FAILED), expired: c(L.C_FLOW_EXPIRED),
       cuckooMoves: c(L.C_FLOW_CUCKOO_MOVES), reselected: c(L.C_RESELECTED), stateless: c(L.C_STATELESS),
+      reused: c(L.C_FLOW_REUSED),
     },
     icmpSent: c(L.C_ICMP_SENT), tcpResetsSent: c(L.C_TCP_RST_SENT), ipv4Options: c(L.C_IPV4_OPTIONS),
     batches: c(L.C_BATCHES), ports, services, backends,

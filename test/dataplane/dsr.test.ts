@@ -182,3 +182,22 @@ test("dsr: every frame the DSR fixtures transmitted passes tshark's checksum and
   assert.ok(transmitted.length > 100);
   assert.deepEqual(await tsharkProblems(transmitted), []);
 });
+
+test("dsr: a SYN reusing the 5-tuple of a closed flow is a new connection: counted, and a draining backend does not get it", async () => {
+  const two = svc("dsr", { backends: ["s1", "s2"] });
+  const fx = await Fixture.create("dsr-port-reuse", labConfig([two]));
+  let sport = 7000;
+  while (hex(fx.forward("client", toVip({ sport })).frame.subarray(0, 6)) !== s1.mac.replaceAll(":", "")) sport++;
+  fx.forward("client", toVip({ sport, flags: FIN | ACK }));
+  fx.apply(labConfig([two], { states: { s1: "draining" } }));
+  const before = fx.counters().services.web.newFlows;
+  const syn = toVip({ sport, seq: 99 });
+  fx.expectTx("client", syn, rewritten(syn, SERVERS[1].mac), "the recycled port's new connection avoids the draining s1");
+  const c = fx.counters();
+  assert.equal(c.services.web.newFlows, before + 1);
+  assert.equal(c.flows.reused, 1);
+  const retransmit = toVip({ sport: sport + 1000 });
+  fx.forward("client", retransmit);
+  fx.forward("client", retransmit); // a retransmitted SYN of a live flow is not a new connection
+  assert.equal(fx.counters().flows.reused, 1);
+});
