@@ -18,6 +18,8 @@ import { Neighbors, type NeighborSource } from "./net/neighbors.js";
 import { Responder } from "./net/responder.js";
 import { formatMac } from "./net/frame.js";
 import { HealthMonitor, type CheckSpec } from "./health/index.js";
+import { BoxEvents, FLOW_TABLE_HIGH_PERCENT, type BoxView } from "./observe.js";
+import { VERSION } from "./version.js";
 
 export interface ApplianceOptions {
   /** The configuration file: the truth when there is no flash; re-read on SIGHUP (reload()). */
@@ -60,6 +62,11 @@ export class Appliance {
   private responder!: Responder;
   private readonly health: HealthMonitor;
   private statusTimer?: NodeJS.Timeout;
+  private watchTimer?: NodeJS.Timeout;
+  private flowTableHigh = { 4: false, 6: false };
+  private activeFlows = { at: 0, counts: new Map<string, number>() };
+  /** Backend up/down and flow-table events (the console and the config session add theirs). */
+  readonly events: BoxEvents;
   private reapplyTimer?: NodeJS.Timeout;
   private lastApply: Promise<void> = Promise.resolve();
   private announced = new Set<string>();
@@ -71,6 +78,7 @@ export class Appliance {
   private constructor(private config: Config, readonly board: Board, private readonly opts: ApplianceOptions) {
     this.log = opts.log ?? ((line) => process.stdout.write(`${new Date().toISOString()} ${line}\n`));
     this.health = new HealthMonitor({ log: this.log });
+    this.events = new BoxEvents(this.log);
   }
 
   static async boot(opts: ApplianceOptions): Promise<Appliance> {
@@ -123,7 +131,12 @@ export class Appliance {
       punt: (port, reason, frame) => this.responder.handle(port, reason, frame.slice()),
     });
     this.board.ports.forEach((p, i) => p.start((frames) => this.pool.dispatch(i, frames)));
-    this.health.onChange(() => this.reapplySoon());
+    this.health.onChange((c) => {
+      this.events.emit({ type: c.to === "down" ? "backend-down" : "backend-up", backend: c.backend, reason: c.reason, at: c.at });
+      this.reapplySoon();
+    });
+    this.watchTimer = setInterval(() => this.watchFlowTable(), STATUS_EVERY_MS);
+    this.watchTimer.unref();
     this.configureControlPlane();
     await this.pool.apply(this.effective());
     this.announce();
@@ -262,6 +275,81 @@ export class Appliance {
     }
   }
 
+  /** Raises flow-table-high once when use crosses the threshold; again only after it fell below 80%. */
+  private watchFlowTable(): void {
+    const t = this.view().flowTable();
+    for (const [family, used, cap] of [[4, t.ipv4Used, t.ipv4Capacity], [6, t.ipv6Used, t.ipv6Capacity]] as const) {
+      const percent = cap ? (100 * used) / cap : 0;
+      if (!this.flowTableHigh[family] && percent >= FLOW_TABLE_HIGH_PERCENT) {
+        this.flowTableHigh[family] = true;
+        this.events.emit({ type: "flow-table-high", family, used, capacity: cap, percent: Math.round(percent), at: Date.now() });
+        this.log(`flowswitch: IPv${family} flow table ${Math.round(percent)}% full (${used} of ${cap})`);
+      } else if (this.flowTableHigh[family] && percent < 80) {
+        this.flowTableHigh[family] = false;
+      }
+    }
+  }
+
+  /** Flow entries per backend, counted from the tables at most every 5 s (a full scan is not free). */
+  private activeFlowCounts(): Map<string, number> {
+    if (Date.now() - this.activeFlows.at < 5000) return this.activeFlows.counts;
+    const counts = new Map<string, number>();
+    for (const f of this.flows({})) if (!f.reverse) counts.set(f.backend, (counts.get(f.backend) ?? 0) + 1);
+    this.activeFlows = { at: Date.now(), counts };
+    return counts;
+  }
+
+  /** The read-only view monitoring uses (SNMP, MQTT). */
+  view(): BoxView {
+    const box = this;
+    return {
+      hostname: () => box.config.hostname,
+      uptimeMs: () => Date.now() - box.started,
+      version: () => VERSION,
+      counters: () => box.counters(),
+      ports: () => {
+        const c = box.counters();
+        return box.portInfo().map((p, index) => {
+          const k = c.ports[p.name];
+          return { index, name: p.name, device: p.device, mac: p.mac, mtu: p.mtu, up: p.up, rxPackets: k?.rxPackets ?? 0, rxBytes: k?.rxBytes ?? 0, txPackets: k?.txPackets ?? 0, txBytes: k?.txBytes ?? 0, drops: k?.drops ?? 0 };
+        });
+      },
+      services: () => {
+        const c = box.counters();
+        return box.config.services.map((s) => {
+          const k = c.services[s.name];
+          return { name: s.name, vip: s.vip.text, protocol: s.protocol, port: s.port, mode: s.mode, backends: s.backends.length, packets: k?.packets ?? 0, bytes: k?.bytes ?? 0, newFlows: k?.newFlows ?? 0, drops: k?.drops ?? 0 };
+        });
+      },
+      backends: () => {
+        const c = box.counters();
+        const active = box.activeFlowCounts();
+        const eff = box.backendStates();
+        return box.config.backends.map((b) => {
+          const k = c.backends[b.name];
+          const h = box.health.status(b.name);
+          const weight = Math.max(0, ...box.config.services.flatMap((s) => s.backends.filter((m) => m.name === b.name).map((m) => m.weight)));
+          return {
+            name: b.name, address: b.address.text, state: eff[b.name]?.state ?? b.state, weight,
+            health: h ? h.state : "unchecked", healthReason: h?.reason ?? "", packets: k?.packets ?? 0, bytes: k?.bytes ?? 0,
+            newFlows: k?.newFlows ?? 0, activeFlows: active.get(b.name) ?? 0,
+          };
+        });
+      },
+      engines: () => box.pool.engines.map((e) => {
+        const k = e.counters();
+        return { id: e.id, rxFrames: k.rx, txFrames: k.tx, drops: k.drop, flowEntries: k.flows.ipv4 + k.flows.ipv6 };
+      }),
+      flowTable: () => {
+        const c = box.pool.counters();
+        const n = box.pool.engines.length;
+        return { ipv4Used: c.flows.ipv4, ipv4Capacity: box.config.sizes.ipv4Flows * n, ipv6Used: c.flows.ipv6, ipv6Capacity: box.config.sizes.ipv6Flows * n };
+      },
+      ha: () => "standalone",
+      events: box.events,
+    };
+  }
+
   /** Counters summed over the engines, since the last clearCounters(). */
   counters(): CounterSnapshot {
     const now = this.pool.counters();
@@ -310,6 +398,7 @@ export class Appliance {
 
   async stop(): Promise<void> {
     clearInterval(this.statusTimer);
+    clearInterval(this.watchTimer);
     clearTimeout(this.reapplyTimer);
     this.health.stop();
     this.neighbors?.stop();

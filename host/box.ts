@@ -56,11 +56,20 @@ export async function bootBox(o: BoxOptions): Promise<Box> {
     log: o.log,
     minuteMs: o.minuteMs,
   });
+  const events = appliance.events;
+  session.onCommit((c) => events.emit({ type: "commit", seq: c.seq, user: c.user, comment: c.comment, reverted: c.reverted, at: Date.now() }));
   let shell: Shell | undefined;
   let consoleDone: Promise<void> = new Promise(() => undefined);
   if (o.console) {
     const host = consoleHost(appliance, session, o.reboot ?? (async () => process.exit(3)));
-    shell = new Shell(new Terminal(o.console), host, o.shellEvents, { banner: o.banner, backoffMs: o.backoffMs });
+    const shellEvents: ShellEvents = {
+      ...o.shellEvents,
+      loginFailed: (user, failures) => {
+        events.emit({ type: "login-failure", user, failures, at: Date.now() });
+        o.shellEvents?.loginFailed?.(user, failures);
+      },
+    };
+    shell = new Shell(new Terminal(o.console), host, shellEvents, { banner: o.banner, backoffMs: o.backoffMs });
     consoleDone = shell.run();
   }
   return {

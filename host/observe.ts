@@ -1,0 +1,110 @@
+// What monitoring sees of the box: one read-only view (for SNMP tables and MQTT metrics) and one
+// stream of events (for traps and MQTT events). Monitoring never reaches into the engines or the
+// configuration itself; it reads this, so a slow poller cannot slow forwarding.
+import type { CounterSnapshot } from "./engine/index.js";
+
+export interface PortView {
+  index: number;
+  name: string;
+  device: string;
+  mac: string;
+  mtu: number;
+  up: boolean;
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  drops: number;
+}
+
+export interface ServiceView {
+  name: string;
+  vip: string;
+  protocol: "tcp" | "udp";
+  port: number;
+  mode: string;
+  backends: number;
+  packets: number;
+  bytes: number;
+  newFlows: number;
+  drops: number;
+}
+
+export interface BackendView {
+  name: string;
+  address: string;
+  /** What the engines run: active, draining, down, unresolved. */
+  state: string;
+  /** The highest weight any service gives it. */
+  weight: number;
+  /** up, down, or unchecked (no health check configured). */
+  health: "up" | "down" | "unchecked";
+  healthReason: string;
+  packets: number;
+  bytes: number;
+  newFlows: number;
+  /** Flow entries that point at it now (counted from the flow tables, at most every few seconds). */
+  activeFlows: number;
+}
+
+export interface EngineView {
+  id: number;
+  rxFrames: number;
+  txFrames: number;
+  drops: number;
+  flowEntries: number;
+}
+
+export interface FlowTableView {
+  ipv4Used: number;
+  ipv4Capacity: number;
+  ipv6Used: number;
+  ipv6Capacity: number;
+}
+
+export type HaState = "standalone" | "active" | "standby";
+
+export interface BoxView {
+  hostname(): string;
+  uptimeMs(): number;
+  version(): string;
+  ports(): PortView[];
+  services(): ServiceView[];
+  backends(): BackendView[];
+  engines(): EngineView[];
+  flowTable(): FlowTableView;
+  ha(): HaState;
+  counters(): CounterSnapshot;
+  events: BoxEvents;
+}
+
+export type BoxEvent =
+  | { type: "backend-down" | "backend-up"; backend: string; reason: string; at: number }
+  | { type: "commit"; seq: number; user: string; comment?: string; reverted?: boolean; at: number }
+  | { type: "login-failure"; user: string; failures: number; at: number }
+  | { type: "flow-table-high"; family: 4 | 6; used: number; capacity: number; percent: number; at: number }
+  | { type: "ha-state"; from: HaState; to: HaState; at: number };
+
+/** A small fan-out: a listener that throws is reported, never breaks the others or the sender. */
+export class BoxEvents {
+  private readonly listeners = new Set<(e: BoxEvent) => void>();
+  constructor(private readonly log: (line: string) => void = () => undefined) {}
+
+  subscribe(fn: (e: BoxEvent) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  emit(e: BoxEvent): void {
+    for (const fn of this.listeners) {
+      try {
+        fn(e);
+      } catch (err) {
+        this.log(`events: a listener failed on ${e.type}: ${(err as Error).message}`);
+      }
+    }
+  }
+}
+
+/** Flow-table use above this share raises a flow-table-high event (once, until it falls below). */
+export const FLOW_TABLE_HIGH_PERCENT = 90;
