@@ -168,13 +168,8 @@ export class Appliance {
     const checks = new Map<string, CheckSpec>();
     for (const b of c.backends) {
       if (!b.check) continue;
-      const k = b.check;
       const from = b.address.family === 4 ? c.management.ipv4 : c.management.ipv6;
-      checks.set(b.name, {
-        type: k.type, address: b.address.text, port: k.port, path: k.path, host: k.host, expectStatus: k.expectStatus,
-        send: k.send, expect: k.expect, intervalMs: k.intervalMs, timeoutMs: k.timeoutMs, rise: k.rise, fall: k.fall,
-        sourceAddress: from?.text,
-      });
+      checks.set(b.name, { ...b.check, address: b.address.text, sourceAddress: from?.text });
     }
     this.health.set(checks);
     this.responder.update(c);
