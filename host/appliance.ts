@@ -20,6 +20,7 @@ import { formatMac } from "./net/frame.js";
 import { HealthMonitor, type CheckSpec } from "./health/index.js";
 import { BoxEvents, FLOW_TABLE_HIGH_PERCENT, type BoxView } from "./observe.js";
 import { VERSION } from "./version.js";
+import { Monitoring } from "./monitoring.js";
 
 export interface ApplianceOptions {
   /** The configuration file: the truth when there is no flash; re-read on SIGHUP (reload()). */
@@ -63,6 +64,7 @@ export class Appliance {
   private readonly health: HealthMonitor;
   private statusTimer?: NodeJS.Timeout;
   private watchTimer?: NodeJS.Timeout;
+  private monitoring?: Monitoring;
   private flowTableHigh = { 4: false, 6: false };
   private activeFlows = { at: 0, counts: new Map<string, number>() };
   /** Backend up/down and flow-table events (the console and the config session add theirs). */
@@ -119,6 +121,7 @@ export class Appliance {
     this.configureControlPlane();
     await this.pool.apply(this.effective());
     this.announce();
+    await this.monitoring?.apply(next);
   }
 
   private async start(): Promise<void> {
@@ -137,6 +140,8 @@ export class Appliance {
     });
     this.watchTimer = setInterval(() => this.watchFlowTable(), STATUS_EVERY_MS);
     this.watchTimer.unref();
+    this.monitoring = new Monitoring(this.view(), this.log);
+    await this.monitoring.apply(c);
     this.configureControlPlane();
     await this.pool.apply(this.effective());
     this.announce();
@@ -294,30 +299,33 @@ export class Appliance {
     return counts;
   }
 
-  /** The read-only view monitoring uses (SNMP, MQTT). */
+  /**
+   * The read-only view monitoring uses (SNMP, MQTT): raw engine counters, never reset by
+   * `clear counters` (SNMP Counter64s must only grow).
+   */
   view(): BoxView {
     const box = this;
     return {
       hostname: () => box.config.hostname,
       uptimeMs: () => Date.now() - box.started,
       version: () => VERSION,
-      counters: () => box.counters(),
+      counters: () => box.pool.counters(),
       ports: () => {
-        const c = box.counters();
+        const c = box.pool.counters();
         return box.portInfo().map((p, index) => {
           const k = c.ports[p.name];
           return { index, name: p.name, device: p.device, mac: p.mac, mtu: p.mtu, up: p.up, rxPackets: k?.rxPackets ?? 0, rxBytes: k?.rxBytes ?? 0, txPackets: k?.txPackets ?? 0, txBytes: k?.txBytes ?? 0, drops: k?.drops ?? 0 };
         });
       },
       services: () => {
-        const c = box.counters();
+        const c = box.pool.counters();
         return box.config.services.map((s) => {
           const k = c.services[s.name];
           return { name: s.name, vip: s.vip.text, protocol: s.protocol, port: s.port, mode: s.mode, backends: s.backends.length, packets: k?.packets ?? 0, bytes: k?.bytes ?? 0, newFlows: k?.newFlows ?? 0, drops: k?.drops ?? 0 };
         });
       },
       backends: () => {
-        const c = box.counters();
+        const c = box.pool.counters();
         const active = box.activeFlowCounts();
         const eff = box.backendStates();
         return box.config.backends.map((b) => {
@@ -394,6 +402,7 @@ export class Appliance {
   async stop(): Promise<void> {
     clearInterval(this.statusTimer);
     clearInterval(this.watchTimer);
+    await this.monitoring?.stop();
     clearTimeout(this.reapplyTimer);
     this.health.stop();
     this.neighbors?.stop();

@@ -20,6 +20,15 @@ wrk         wrk
 nginx       nginx-light
 haproxy     haproxy
 socat       socat
+mosquitto   mosquitto
+mosquitto_sub mosquitto-clients
+mosquitto_passwd mosquitto-clients
+openssl     openssl
+snmpwalk    snmp
+snmpget     snmp
+snmptable   snmp
+snmptranslate snmp
+snmptrapd   snmptrapd
 "
 
 missing_packages=()

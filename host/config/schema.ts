@@ -34,6 +34,10 @@ export interface ConfigInput {
   };
   backends?: BackendInput[];
   services?: ServiceInput[];
+  /** MQTT telemetry (docs/telemetry.md). Absent: on, to the embedded broker on 127.0.0.1:1883. */
+  telemetry?: TelemetryInput;
+  /** The SNMP agent (v2c, v3) and its notifications. Absent: no agent. */
+  snmp?: SnmpInput;
 }
 
 /** A console / management login. Only the hash is ever stored: `scrypt$N$r$p$<salt>$<hash>` (base64). */
@@ -204,6 +208,9 @@ export interface Config {
   noVip: "forward" | "drop";
   backends: Backend[];
   services: Service[];
+  telemetry: TelemetryConfig;
+  /** Undefined when the configuration has no snmp section: no agent runs. */
+  snmp?: SnmpConfig;
 }
 
 export const DEFAULT_TIMEOUTS: Timeouts = {
@@ -231,3 +238,127 @@ export const DEFAULT_USER_CLASS: UserClass = "operator";
 
 export const CHECK_DEFAULT_SECONDS = { interval: 2, timeout: 1 };
 export const CHECK_DEFAULT_COUNTS = { rise: 2, fall: 3 };
+
+/** MQTT telemetry as written. No `mqtt.url`: the appliance publishes to its own embedded broker. */
+export interface TelemetryInput {
+  /** false: no telemetry at all, and no embedded broker (default true). */
+  enabled?: boolean;
+  mqtt?: {
+    /** mqtt://host[:port] or mqtts://host[:port]; absent: the embedded broker. */
+    url?: string;
+    username?: string;
+    /** Sent to the broker as is, so kept as is: never echoed in errors or logs. */
+    password?: string;
+    /** PEM files: the CA that signed the broker's certificate, and a client certificate and key. */
+    ca?: string;
+    cert?: string;
+    key?: string;
+    /** The <site> level of the topic tree (default "default"). */
+    site?: string;
+    /** Seconds between metrics messages (default 10). */
+    interval?: number;
+    format?: "json" | "cbor";
+    /** Events held while the broker is away; beyond this they are dropped and counted (default 1000). */
+    eventBuffer?: number;
+  };
+  embeddedBroker?: { address?: string; port?: number };
+}
+
+export interface TelemetryConfig {
+  enabled: boolean;
+  mqtt: {
+    url?: string;
+    username?: string;
+    password?: string;
+    ca?: string;
+    cert?: string;
+    key?: string;
+    site: string;
+    intervalMs: number;
+    format: "json" | "cbor";
+    eventBuffer: number;
+  };
+  /** Where the embedded broker listens; used only when mqtt.url is absent. */
+  embeddedBroker: { address: string; port: number };
+}
+
+export const TELEMETRY_DEFAULTS = {
+  site: "default",
+  interval: 10, // seconds: a dashboard's usual resolution, a few hundred bytes per message
+  format: "json" as const,
+  eventBuffer: 1000, // a flapping backend for minutes, at a few hundred bytes each
+  brokerAddress: "127.0.0.1", // the embedded broker is not offered to the network unless asked
+  brokerPort: 1883,
+};
+
+/** The SNMP agent as written. Keys and communities are secrets: never echoed in errors or logs. */
+export interface SnmpInput {
+  listen?: { address?: string; port?: number };
+  /** The enterprise number the appliance's MIB lives under (default 32473, for documentation). */
+  enterprise?: number;
+  location?: string;
+  contact?: string;
+  /** SNMPv2c read-only communities; `name` is the community string itself. */
+  communities?: { name: string }[];
+  /** SNMPv3 USM users, always authPriv. */
+  users?: SnmpUserInput[];
+  /** Where notifications go: v2c traps, v3 informs. */
+  notify?: SnmpNotifyInput[];
+  /** Flow-table use, in percent, that raises a notification (default 90). */
+  flowTableThreshold?: number;
+}
+
+export type SnmpAuthProtocol = "sha" | "sha224" | "sha256" | "sha384" | "sha512";
+export type SnmpPrivProtocol = "aes" | "aes256b" | "aes256r";
+
+export interface SnmpUserInput {
+  name: string;
+  authProtocol?: SnmpAuthProtocol;
+  authKey: string;
+  privProtocol?: SnmpPrivProtocol;
+  privKey: string;
+}
+
+export interface SnmpNotifyInput {
+  name: string;
+  address: string;
+  port?: number;
+  version: "v2c" | "v3";
+  /** v2c: the community sent (default: the first of `communities`). */
+  community?: string;
+  /** v3: the name of one of `users`, whose keys protect the inform. */
+  user?: string;
+}
+
+export interface SnmpUser {
+  name: string;
+  authProtocol: SnmpAuthProtocol;
+  authKey: string;
+  privProtocol: SnmpPrivProtocol;
+  privKey: string;
+}
+
+export type SnmpNotify =
+  | { name: string; address: string; port: number; version: "v2c"; community: string }
+  | { name: string; address: string; port: number; version: "v3"; user: SnmpUser };
+
+export interface SnmpConfig {
+  listen: { address: string; port: number };
+  enterprise: number;
+  location: string;
+  contact: string;
+  communities: string[];
+  users: SnmpUser[];
+  notify: SnmpNotify[];
+  flowTableThreshold: number;
+}
+
+export const SNMP_DEFAULTS = {
+  address: "0.0.0.0",
+  port: 161,
+  enterprise: 32473, // IANA's enterprise number for documentation (RFC 5612): a site sets its own
+  authProtocol: "sha256" as SnmpAuthProtocol,
+  privProtocol: "aes" as SnmpPrivProtocol,
+  notifyPort: 162,
+  flowTableThreshold: 90,
+};

@@ -11,6 +11,10 @@ import {
   NAME, NAME_FORM, RANGE, TEXT_MAX, PASSWORD_HASH_FORM, TIMEZONE_FORM, HOST_FORM,
   parsePasswordHash, isTimeZone, timeZones, isHost,
 } from "./validate.js";
+import { TELEMETRY_RANGE, MQTT_URL_FORM, MQTT_TEXT_FORM, FILE_PATH_FORM, isMqttUrl, isFilePath } from "./validate.js";
+import {
+  SNMP_RANGE, SNMP_COMMUNITY_FORM, SNMP_KEY_FORM, SNMP_TEXT_FORM, SNMP_LISTEN_FORM, isSnmpCommunity, isSnmpKey, isSnmpText, isListenAddress,
+} from "./validate.js";
 import { DEFAULT_TIMEOUTS, type ConfigInput } from "./schema.js";
 
 /** A word the console can offer, with its one-line help. */
@@ -238,6 +242,86 @@ const timeoutHelp: Record<keyof typeof DEFAULT_TIMEOUTS, string> = {
   other: "flows of other protocols",
 };
 
+const mqttText = text("<text>", `text of 1 to ${TEXT_MAX} characters`, MQTT_TEXT_FORM, (w) => w.length > 0 && w.length <= TEXT_MAX);
+const filePath = text("<file>", "absolute path of a PEM file", FILE_PATH_FORM, isFilePath);
+
+const telemetry = container("telemetry", "MQTT telemetry: state, metrics and events (on by default, to the embedded broker)", [
+  leaf("enabled", boolean, "publish telemetry at all (default true)"),
+  container("mqtt", "the broker and what is published to it", [
+    leaf("url", text("<url>", "mqtt://host[:port] or mqtts://host[:port]", MQTT_URL_FORM, isMqttUrl), "broker to publish to (default: the embedded broker)"),
+    leaf("username", mqttText, "login at the broker"),
+    leaf("password", mqttText, "password at the broker (sent to it as is)"),
+    leaf("ca", filePath, "PEM file of the CA that signed the broker's certificate (mqtts)"),
+    leaf("cert", filePath, "PEM file of the client certificate (mqtts)"),
+    leaf("key", filePath, "PEM file of the client certificate's key (mqtts)"),
+    leaf("site", name, "site level of the topic tree flowswitch/<site>/<host>/ (default default)"),
+    leaf("interval", seconds(...TELEMETRY_RANGE.interval), "seconds between metrics messages (default 10)"),
+    leaf("format", oneOf({ json: "JSON text (default)", cbor: "CBOR (RFC 8949)" }), "encoding of metrics and events"),
+    leaf("eventBuffer", int(...TELEMETRY_RANGE.eventBuffer), "events held while the broker is away (default 1000)"),
+  ]),
+  container("embeddedBroker", "the broker the appliance runs when no url is set", [
+    leaf("address", ip, "address it listens on (default 127.0.0.1)"),
+    leaf("port", tcpPort, "TCP port it listens on (default 1883)"),
+  ]),
+]);
+
+/** What an SNMP key prints as. Refused as a value, so that shown output loaded back fails loudly. */
+export const SNMP_KEY_MASK = "(hidden)";
+
+/** An SNMP USM key (a password, unlike passwordHash): taken as typed, never printed. */
+export const snmpKey: ValueType = {
+  ...text("<key>", `secret of ${SNMP_RANGE.key[0]} to ${SNMP_RANGE.key[1]} characters (never shown)`, SNMP_KEY_FORM, (w) => w !== SNMP_KEY_MASK && isSnmpKey(w)),
+  format: () => SNMP_KEY_MASK,
+};
+
+const snmpText = text("<text>", SNMP_TEXT_FORM, SNMP_TEXT_FORM, isSnmpText);
+
+/** A list of SNMP users, for references from notify receivers. */
+const snmpUserRef: ValueType = {
+  ...name,
+  values: (input) => entries(input.snmp?.users).map((e) => ({ word: String(e.name), help: `SNMP user, ${str(e.authProtocol ?? "sha256")}/${str(e.privProtocol ?? "aes")}` })),
+};
+
+const snmp = container("snmp", "SNMP agent (v2c read-only, v3 authPriv) and notifications (absent: no agent)", [
+  container("listen", "where the agent takes requests", [
+    leaf("address", text("<address>", "IPv4 or IPv6 address, 0.0.0.0 or :: for all", SNMP_LISTEN_FORM, isListenAddress), "address it listens on (default 0.0.0.0)"),
+    leaf("port", tcpPort, "UDP port it listens on (default 161)"),
+  ]),
+  leaf("enterprise", int(...SNMP_RANGE.enterprise), "enterprise number the appliance's MIB lives under (default 32473)"),
+  leaf("location", snmpText, "sysLocation: where the appliance stands"),
+  leaf("contact", snmpText, "sysContact: who looks after it"),
+  list("communities", "SNMPv2c read-only communities", {
+    noun: "community",
+    keyType: text("<community>", "community string, 1-32 printable characters", SNMP_COMMUNITY_FORM, isSnmpCommunity),
+    summary: () => "read-only",
+    children: [],
+  }),
+  list("users", "SNMPv3 users (authPriv)", {
+    noun: "SNMP user",
+    keyType: name,
+    summary: (e) => `${str(e.authProtocol ?? "sha256")}/${str(e.privProtocol ?? "aes")}`,
+    children: [
+      leaf("authProtocol", oneOf({ sha256: "HMAC-SHA-256 (default)", sha512: "HMAC-SHA-512", sha384: "HMAC-SHA-384", sha224: "HMAC-SHA-224", sha: "HMAC-SHA-1 (old managers)" }), "authentication protocol"),
+      leaf("authKey", snmpKey, "authentication passphrase"),
+      leaf("privProtocol", oneOf({ aes: "AES-128 (default)", aes256b: "AES-256, Blumenthal key extension", aes256r: "AES-256, Reeder key extension (Cisco)" }), "privacy (encryption) protocol"),
+      leaf("privKey", snmpKey, "privacy passphrase"),
+    ],
+  }),
+  list("notify", "receivers of notifications (v2c traps, v3 informs)", {
+    noun: "receiver",
+    keyType: name,
+    summary: (e) => `${str(e.version)} ${str(e.address)}:${str(e.port ?? 162)}`,
+    children: [
+      leaf("address", ip, "the receiver's address"),
+      leaf("port", tcpPort, "its UDP port (default 162)"),
+      leaf("version", oneOf({ v2c: "v2c traps with a community", v3: "v3 informs as an SNMP user" }), "how notifications are sent"),
+      leaf("community", text("<community>", "community string", SNMP_COMMUNITY_FORM, isSnmpCommunity), "v2c: community sent (default: the first one)"),
+      leaf("user", snmpUserRef, "v3: the SNMP user whose keys protect the informs"),
+    ],
+  }),
+  leaf("flowTableThreshold", int(...SNMP_RANGE.threshold, "<percent>", " percent"), "flow-table use that raises a notification (default 90)"),
+]);
+
 /** The root: every path of ConfigInput, in the order of the schema. */
 export const CONFIG_TREE: ContainerNode = container("", "the configuration", [
   container("system", "identity, time and logins of the appliance", [
@@ -334,6 +418,8 @@ export const CONFIG_TREE: ContainerNode = container("", "the configuration", [
       ]),
     ],
   }),
+  telemetry,
+  snmp,
 ]);
 
 // ---- reading ConfigInput through the tree ----------------------------------------------------

@@ -8,6 +8,8 @@ import {
   type Timeouts, type User, DEFAULT_SIZES, DEFAULT_TIMEOUTS, CHECK_DEFAULT_SECONDS, CHECK_DEFAULT_COUNTS,
   DEFAULT_TIMEZONE, DEFAULT_USER_CLASS,
 } from "./schema.js";
+import { type TelemetryConfig, TELEMETRY_DEFAULTS } from "./schema.js";
+import { type SnmpConfig, type SnmpNotify, type SnmpUser, SNMP_DEFAULTS } from "./schema.js";
 
 export interface ConfigError {
   path: string;
@@ -181,7 +183,7 @@ class Checker {
 
 export function validate(input: unknown): Validation {
   const c = new Checker();
-  const root = c.object("config", input, ["system", "management", "ports", "dataplane", "backends", "services"]);
+  const root = c.object("config", input, ["system", "management", "ports", "dataplane", "backends", "services", "telemetry", "snmp"]);
   if (!root) return { ok: false, errors: c.errors };
 
   const system = root.system === undefined ? {} : c.object("system", root.system, ["hostname", "timezone", "ntp", "users"]) ?? {};
@@ -386,8 +388,11 @@ export function validate(input: unknown): Validation {
     if (!be.check.port) c.fail(`backends[${backends.indexOf(be)}].check.port`, undefined, "a port to probe (no service gives one)");
   }
 
+  const telemetry = telemetrySection(c, root.telemetry);
+  const snmp = root.snmp === undefined ? undefined : snmpSection(c, root.snmp);
+
   if (c.errors.length) return { ok: false, errors: c.errors };
-  return { ok: true, config: { hostname, timezone, ntp, users, management, ports, sizes, timeouts, noVip, backends, services } };
+  return { ok: true, config: { hostname, timezone, ntp, users, management, ports, sizes, timeouts, noVip, backends, services, telemetry, snmp } };
 }
 
 function check(c: Checker, path: string, v: unknown): Check | undefined {
@@ -425,6 +430,216 @@ function check(c: Checker, path: string, v: unknown): Check | undefined {
   };
   if (out.timeoutMs > out.intervalMs) c.fail(`${path}.timeout`, out.timeoutMs / 1000, `at most the interval (${out.intervalMs / 1000} s)`);
   return out;
+}
+
+// ---- telemetry -------------------------------------------------------------------------------
+
+/** [min, max] of the telemetry settings. */
+export const TELEMETRY_RANGE = {
+  interval: [0.1, 86400], // seconds between metrics messages
+  eventBuffer: [0, 1_000_000], // 0: events while disconnected are all dropped (and counted)
+} as const satisfies Record<string, readonly [number, number]>;
+
+export const MQTT_URL_FORM = "an MQTT broker URL mqtt://host[:port] or mqtts://host[:port] (no login in the URL: use username and password)";
+
+/** mqtt:// or mqtts:// with a host, an optional port and nothing else. */
+export function isMqttUrl(text: string): boolean {
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    return false;
+  }
+  const host = u.hostname.replace(/^\[(.*)\]$/, "$1");
+  return (u.protocol === "mqtt:" || u.protocol === "mqtts:") && host !== "" && isHost(host)
+    && !u.username && !u.password && (u.pathname === "" || u.pathname === "/") && !u.search && !u.hash && text.length <= TEXT_MAX;
+}
+
+export const FILE_PATH_FORM = `an absolute file path (starting with /) of at most ${TEXT_MAX} characters`;
+
+export function isFilePath(text: string): boolean {
+  return text.startsWith("/") && text.length <= TEXT_MAX && !text.includes("\0");
+}
+
+export const MQTT_TEXT_FORM = `a string of 1 to ${TEXT_MAX} characters`;
+
+function telemetrySection(c: Checker, v: unknown): TelemetryConfig {
+  const D = TELEMETRY_DEFAULTS;
+  const t = v === undefined ? {} : c.object("telemetry", v, ["enabled", "mqtt", "embeddedBroker"]) ?? {};
+  const m = t.mqtt === undefined ? {} : c.object("telemetry.mqtt", t.mqtt, ["url", "username", "password", "ca", "cert", "key", "site", "interval", "format", "eventBuffer"]) ?? {};
+  const b = t.embeddedBroker === undefined ? {} : c.object("telemetry.embeddedBroker", t.embeddedBroker, ["address", "port"]) ?? {};
+  const text = (k: "username" | "password", hide = false): string | undefined => {
+    const x = m[k];
+    if (x === undefined) return undefined;
+    if (typeof x !== "string" || x.length === 0 || x.length > TEXT_MAX) return c.fail(`telemetry.mqtt.${k}`, hide ? "(hidden)" : x, MQTT_TEXT_FORM);
+    return x;
+  };
+  const file = (k: "ca" | "cert" | "key"): string | undefined => {
+    const x = m[k];
+    if (x === undefined) return undefined;
+    if (typeof x !== "string" || !isFilePath(x)) return c.fail(`telemetry.mqtt.${k}`, x, FILE_PATH_FORM);
+    return x;
+  };
+  let url: string | undefined;
+  if (m.url !== undefined) {
+    if (typeof m.url === "string" && isMqttUrl(m.url)) url = m.url;
+    else c.fail("telemetry.mqtt.url", m.url, MQTT_URL_FORM);
+  }
+  const mqtt: TelemetryConfig["mqtt"] = {
+    url,
+    username: text("username"),
+    password: text("password", true), // never echoed: it is the broker's password itself
+    ca: file("ca"),
+    cert: file("cert"),
+    key: file("key"),
+    site: m.site === undefined ? D.site : c.name("telemetry.mqtt.site", m.site) ?? D.site,
+    intervalMs: D.interval * 1000,
+    format: c.oneOf("telemetry.mqtt.format", m.format, D.format, ["json", "cbor"] as const) ?? D.format,
+    eventBuffer: c.int("telemetry.mqtt.eventBuffer", m.eventBuffer, D.eventBuffer, ...TELEMETRY_RANGE.eventBuffer) ?? D.eventBuffer,
+  };
+  if (m.interval !== undefined) {
+    const [min, max] = TELEMETRY_RANGE.interval;
+    if (typeof m.interval === "number" && m.interval >= min && m.interval <= max) mqtt.intervalMs = Math.round(m.interval * 1000);
+    else c.fail("telemetry.mqtt.interval", m.interval, `seconds, from ${min} to ${max}`);
+  }
+  if (mqtt.password !== undefined && mqtt.username === undefined) c.fail("telemetry.mqtt.username", undefined, "a username to go with the password");
+  const tls = url?.startsWith("mqtts:") === true;
+  for (const k of ["ca", "cert", "key"] as const) {
+    if (mqtt[k] !== undefined && !tls) c.fail(`telemetry.mqtt.${k}`, mqtt[k], "no TLS file without an mqtts:// url");
+  }
+  if ((mqtt.cert === undefined) !== (mqtt.key === undefined)) {
+    const missing = mqtt.cert === undefined ? "cert" : "key";
+    c.fail(`telemetry.mqtt.${missing}`, undefined, `${FILE_PATH_FORM}: a client certificate and its key go together`);
+  }
+  const embeddedBroker = {
+    address: b.address === undefined ? D.brokerAddress : c.address("telemetry.embeddedBroker.address", b.address)?.text ?? D.brokerAddress,
+    port: c.int("telemetry.embeddedBroker.port", b.port, D.brokerPort, ...RANGE.port) ?? D.brokerPort,
+  };
+  return { enabled: c.bool("telemetry.enabled", t.enabled, true), mqtt, embeddedBroker };
+}
+
+// ---- snmp ------------------------------------------------------------------------------------
+
+/** [min, max] of the SNMP settings. */
+export const SNMP_RANGE = {
+  enterprise: [1, 4294967295], // an OID arc is an unsigned 32-bit number
+  threshold: [1, 100], // percent of a flow table
+  key: [8, 64], // RFC 3414: a passphrase of at least 8 characters
+  text: [0, 255], // sysLocation, sysContact: DisplayString (SIZE (0..255))
+} as const satisfies Record<string, readonly [number, number]>;
+
+export const SNMP_AUTH = ["sha256", "sha512", "sha384", "sha224", "sha"] as const;
+export const SNMP_PRIV = ["aes", "aes256b", "aes256r"] as const;
+export const SNMP_COMMUNITY_FORM = "a community string of 1 to 32 printable characters without spaces";
+export const SNMP_KEY_FORM = `a key of ${SNMP_RANGE.key[0]} to ${SNMP_RANGE.key[1]} printable characters`;
+export const SNMP_TEXT_FORM = `text of at most ${SNMP_RANGE.text[1]} printable characters`;
+export const SNMP_LISTEN_FORM = "an IPv4 or IPv6 address (0.0.0.0 or :: for every address)";
+const COMMUNITY = /^[\x21-\x7e]{1,32}$/;
+const PRINTABLE = /^[\x20-\x7e]*$/;
+
+export function isSnmpCommunity(text: string): boolean {
+  return COMMUNITY.test(text);
+}
+
+export function isSnmpKey(text: string): boolean {
+  return text.length >= SNMP_RANGE.key[0] && text.length <= SNMP_RANGE.key[1] && PRINTABLE.test(text);
+}
+
+export function isSnmpText(text: string): boolean {
+  return text.length <= SNMP_RANGE.text[1] && PRINTABLE.test(text);
+}
+
+/** Any address, the unspecified ones included (they mean every address). */
+export function isListenAddress(text: string): boolean {
+  try {
+    parseIP(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function snmpSection(c: Checker, v: unknown): SnmpConfig {
+  const D = SNMP_DEFAULTS;
+  const s = c.object("snmp", v, ["listen", "enterprise", "location", "contact", "communities", "users", "notify", "flowTableThreshold"]) ?? {};
+  const l = s.listen === undefined ? {} : c.object("snmp.listen", s.listen, ["address", "port"]) ?? {};
+  let address = D.address;
+  if (l.address !== undefined) {
+    if (typeof l.address === "string" && isListenAddress(l.address)) address = l.address;
+    else c.fail("snmp.listen.address", l.address, SNMP_LISTEN_FORM);
+  }
+  const text = (k: "location" | "contact"): string => {
+    if (s[k] === undefined) return "";
+    if (typeof s[k] !== "string" || !isSnmpText(s[k] as string)) return c.fail(`snmp.${k}`, s[k], SNMP_TEXT_FORM) ?? "";
+    return s[k] as string;
+  };
+  // community strings and keys are passwords: errors show "(hidden)", never the value
+  const communities: string[] = [];
+  (c.array("snmp.communities", s.communities) ?? []).forEach((e, i) => {
+    const o = c.object(`snmp.communities[${i}]`, e, ["name"]);
+    if (!o) return;
+    if (typeof o.name !== "string" || !isSnmpCommunity(o.name)) return c.fail(`snmp.communities[${i}].name`, o.name === undefined ? undefined : "(hidden)", SNMP_COMMUNITY_FORM);
+    if (communities.includes(o.name)) return c.fail(`snmp.communities[${i}].name`, "(hidden)", "each community once");
+    communities.push(o.name);
+  });
+  const users: SnmpUser[] = [];
+  (c.array("snmp.users", s.users) ?? []).forEach((e, i) => {
+    const path = `snmp.users[${i}]`;
+    const o = c.object(path, e, ["name", "authProtocol", "authKey", "privProtocol", "privKey"]);
+    if (!o) return;
+    const name = c.name(`${path}.name`, o.name);
+    if (name && users.some((u) => u.name === name)) c.fail(`${path}.name`, name, "a name no other SNMP user has");
+    const key = (k: "authKey" | "privKey"): string | undefined => {
+      if (typeof o[k] === "string" && isSnmpKey(o[k] as string)) return o[k] as string;
+      return c.fail(`${path}.${k}`, o[k] === undefined ? undefined : "(hidden)", SNMP_KEY_FORM);
+    };
+    const user = {
+      name,
+      authProtocol: c.oneOf(`${path}.authProtocol`, o.authProtocol, D.authProtocol, SNMP_AUTH),
+      authKey: key("authKey"),
+      privProtocol: c.oneOf(`${path}.privProtocol`, o.privProtocol, D.privProtocol, SNMP_PRIV),
+      privKey: key("privKey"),
+    };
+    if (user.name && user.authProtocol && user.authKey && user.privProtocol && user.privKey) users.push(user as SnmpUser);
+  });
+  const notify: SnmpNotify[] = [];
+  const notifyNames = new Set<string>();
+  (c.array("snmp.notify", s.notify) ?? []).forEach((e, i) => {
+    const path = `snmp.notify[${i}]`;
+    const o = c.object(path, e, ["name", "address", "port", "version", "community", "user"]);
+    if (!o) return;
+    const name = c.name(`${path}.name`, o.name);
+    if (name && notifyNames.has(name)) c.fail(`${path}.name`, name, "a name no other receiver has");
+    if (name) notifyNames.add(name);
+    const addr = c.address(`${path}.address`, o.address);
+    const port = c.int(`${path}.port`, o.port, D.notifyPort, ...RANGE.port);
+    const version = c.oneOf(`${path}.version`, o.version, undefined, ["v2c", "v3"] as const);
+    if (version === "v2c") {
+      if (o.user !== undefined) c.fail(`${path}.user`, o.user, "no user for a v2c receiver (v3 only)");
+      let community: string | undefined = communities[0];
+      if (o.community !== undefined) {
+        community = typeof o.community === "string" && isSnmpCommunity(o.community) ? o.community : c.fail(`${path}.community`, "(hidden)", SNMP_COMMUNITY_FORM);
+      } else if (community === undefined) {
+        c.fail(`${path}.community`, undefined, `${SNMP_COMMUNITY_FORM} (no snmp.communities to take the first of)`);
+      }
+      if (name && addr && port && community) notify.push({ name, address: addr.text, port, version, community });
+    } else if (version === "v3") {
+      if (o.community !== undefined) c.fail(`${path}.community`, "(hidden)", "no community for a v3 receiver (v2c only)");
+      const user = typeof o.user === "string" ? users.find((u) => u.name === o.user) : undefined;
+      if (!user) c.fail(`${path}.user`, o.user, `the name of an SNMP user (${users.map((u) => u.name).join(", ") || "none defined"})`);
+      else if (name && addr && port) notify.push({ name, address: addr.text, port, version, user });
+    }
+  });
+  return {
+    listen: { address, port: c.int("snmp.listen.port", l.port, D.port, ...RANGE.port) ?? D.port },
+    enterprise: c.int("snmp.enterprise", s.enterprise, D.enterprise, ...SNMP_RANGE.enterprise) ?? D.enterprise,
+    location: text("location"),
+    contact: text("contact"),
+    communities,
+    users,
+    notify,
+    flowTableThreshold: c.int("snmp.flowTableThreshold", s.flowTableThreshold, D.flowTableThreshold, ...SNMP_RANGE.threshold) ?? D.flowTableThreshold,
+  };
 }
 
 /** Validates or throws one Error listing every problem: for tools that cannot go on without a config. */

@@ -86,10 +86,13 @@ const TEXT_PIPES = {
 const isInt = (min: number, max: number) => (v: string): string | undefined =>
   /^\d+$/.test(v) && Number(v) >= min && Number(v) <= max ? undefined : `a whole number from ${min} to ${max}`;
 
+/** Values shown as (hidden) everywhere: keys and passwords that are stored as written. */
+const SECRET_KEYS = new Set(["authKey", "privKey", "password"]);
+
 function configText(c: ConfigInput, p: Parsed, path: string[]): string {
   const display = p.pipes.find((x) => x.name === "display")?.arg;
   if (display === "set") return toSetCommands(c).filter((l) => path.length === 0 || l.startsWith(`set ${path.join(" ")} `) || l === `set ${path.join(" ")}`).join("\n");
-  if (display === "json") return JSON.stringify(c, null, 2);
+  if (display === "json") return JSON.stringify(c, (k, v) => (SECRET_KEYS.has(k) && typeof v === "string" ? "(hidden)" : v), 2);
   return renderConfig(c, path);
 }
 

@@ -39,6 +39,7 @@ export function labConfig(services: ServiceInput[], extra: Partial<ConfigInput> 
     dataplane: { flows: { ipv4: 4096, ipv6: 1024 }, limits: { services: 8, backends: 16 }, buffers: { count: 256 } },
     backends: backends(states),
     services,
+    telemetry: { enabled: false }, // tests that want MQTT say so; no embedded broker per fixture
     ...rest,
   };
 }

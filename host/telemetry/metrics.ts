@@ -1,0 +1,41 @@
+// The metrics message: one snapshot of what the BoxView shows, in the shape docs/telemetry.md
+// documents. Built only when it is about to be sent (never while the broker is away).
+import type { BackendView, BoxView, EngineView, FlowTableView, HaState, PortView, ServiceView } from "../observe.js";
+
+export interface MetricsPayload {
+  /** When the snapshot was taken, in milliseconds since the Unix epoch. */
+  time: number;
+  hostname: string;
+  site: string;
+  version: string;
+  uptimeMs: number;
+  ha: HaState;
+  /** Frames summed over all engines: taken in, sent, punted to the host, dropped. */
+  totals: { rx: number; tx: number; punt: number; drop: number };
+  ports: PortView[];
+  services: ServiceView[];
+  backends: BackendView[];
+  engines: EngineView[];
+  flowTable: FlowTableView;
+  /** The publisher itself: events dropped because the buffer was full while disconnected. */
+  telemetry: { eventsDropped: number; eventsQueued: number };
+}
+
+export function metricsOf(view: BoxView, site: string, telemetry: MetricsPayload["telemetry"]): MetricsPayload {
+  const c = view.counters();
+  return {
+    time: Date.now(),
+    hostname: view.hostname(),
+    site,
+    version: view.version(),
+    uptimeMs: view.uptimeMs(),
+    ha: view.ha(),
+    totals: { rx: c.rx, tx: c.tx, punt: c.punt, drop: c.drop },
+    ports: view.ports(),
+    services: view.services(),
+    backends: view.backends(),
+    engines: view.engines(),
+    flowTable: view.flowTable(),
+    telemetry,
+  };
+}
