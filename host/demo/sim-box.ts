@@ -118,6 +118,9 @@ function banner(c: Config, flashPath: string): string {
     "",
     "First login: admin / flowswitch, then choose a password.",
     "Try: show services, show backends, show flows, show counters, configure, ?, Tab.",
+    "Watch it from another terminal:",
+    `  mosquitto_sub -h 127.0.0.1 -p ${c.telemetry.embeddedBroker.port} -t 'flowswitch/#' -v`,
+    ...(c.snmp ? [`  snmpwalk -v2c -c ${c.snmp.communities[0] ?? "public"} ${c.snmp.listen.address}:${c.snmp.listen.port} 1.3.6.1.2.1.1`] : []),
     `Ports: ${c.ports.map((p) => `${p.name} ${formatMac(p.mac)}`).join(", ")}`,
     "",
   ].join("\n");
