@@ -26,6 +26,7 @@ export const ICMP6_QUOTE_MAX = 1232; // RFC 4443: an ICMPv6 error stays within 1
 export const DEFAULT_MAGLEV_SIZE = 65537; // prime; ~650 slots per backend at 100 backends
 export const MAGLEV_SEED = 0x2545f491; // fixed: every engine and appliance must pick alike
 export const SERVICE_HASH_SEED = 0x5bd1e995;
+export const MAX_FLOW_RULES = 255; // a flow entry keeps its rule as index + 1 in 8 bits (FV_RULE)
 
 // ---- control block (at the memory base, CB_SIZE bytes) -------------------------------------
 export const CB_SIZE = 512;
@@ -95,6 +96,8 @@ export const CFG_PORTS = 20; // absolute address of port records
 export const CFG_MAGLEV = 24; // absolute address of the first Maglev table
 export const CFG_MAGLEV_SIZE = 28; // M, prime
 export const CFG_NUM_SERVICES = 32; // records in use (index keys are built from these)
+export const CFG_RULES = 36; // absolute address of the flow-rule records (FR_*), in priority order
+export const CFG_NUM_RULES = 40; // rules in use, at most MAX_FLOW_RULES
 export const CFG_LOCAL4 = 64; // up to 8 appliance IPv4 addresses (u32 raw), 0 = unused
 export const CFG_LOCAL4_MAX = 8;
 export const CFG_TIMEOUTS = 128; // u32 milliseconds each, below
@@ -172,6 +175,31 @@ export const BES_ACTIVE = 1;
 export const BES_DRAINING = 2; // keeps its flows, gets no new ones
 export const BES_DOWN = 3; // gets nothing; its flows are re-selected or reset
 
+// flow rule: a match on new flows (source prefix, protocol, VIP, port) that names the backend and
+// the QoS actions applied to the flow's packets toward it (assembly/qos.ts). Scanned in order.
+export const FR_SIZE = 64;
+export const FR_FAMILY = 0; // u8 4 or 6
+export const FR_PROTO = 1; // u8 IP protocol, 0 = any
+export const FR_PREFIX_LEN = 2; // u8 bits of FR_SOURCE that must match (0 = any source)
+export const FR_ACTIONS = 3; // u8 FRA_* flags
+export const FR_PORT = 4; // u16 raw destination port, 0 = any
+export const FR_BACKEND = 6; // u16 backend slot (BACKEND_NONE: the backend is gone, Maglev picks)
+export const FR_TCI = 8; // u16 TCI of a pushed VLAN tag (PCP and VID), host order
+export const FR_DSCP = 10; // u8
+export const FR_PCP = 11; // u8
+export const FR_MPLS = 12; // u32 label stack entry pushed, host order: label << 12 | tc << 9 | ttl (S bit set by the engine)
+export const FR_IDLE_MS = 16; // u32 idle timeout of established flows, ms; 0 = the protocol's
+export const FR_SOURCE = 24; // 16 bytes, host bits zero
+export const FR_VIP = 40; // 16 bytes
+export const FRA_DSCP = 1; // rewrite the DSCP bits of IPv4 TOS / IPv6 traffic class (ECN kept)
+export const FRA_PCP = 2; // set the 802.1p priority of the outermost VLAN tag
+export const FRA_VLAN_PUSH = 4; // push an 802.1Q tag (TPID 0x8100, FR_TCI)
+export const FRA_VLAN_POP = 8; // remove the outermost VLAN tag, if any
+export const FRA_MPLS_PUSH = 16; // push the label stack entry FR_MPLS
+export const FRA_MPLS_POP = 32; // remove the top label, if any
+export const MPLS_TPID = 0x8847;
+export const VLAN_TPID = 0x8100;
+
 // ---- flow tables ------------------------------------------------------------------------------
 // A bucket is one 64-byte cache line of two IPv4 entries (or two 64-byte IPv6 entries); each key
 // hashes to two buckets (cuckoo). The full key is kept and compared. Tables are sized to
@@ -189,7 +217,12 @@ export const FV_SERVICE = 2; // u16
 export const FV_BACKEND = 4; // u16
 export const FV_COOKIE = 6; // u16 backend cookie at selection time
 export const FV_EXPIRES = 8; // u32 ms
-export const FV_PACKETS = 12; // u32
+// FV_PACKETS: packets in the low 24 bits, the flow's rule (index + 1, 0 = none) in the top 8
+// (FV_RULE, byte 15 of the little-endian word). The value stays 16 bytes, so an IPv4 bucket stays
+// one cache line; the price is a packet count that wraps at 16M, which only `show flows` reads.
+export const FV_PACKETS = 12; // u32: FV_PACKETS_MASK of it
+export const FV_PACKETS_MASK = 0xffffff;
+export const FV_RULE = 15; // u8: rule index + 1 that chose this flow, 0 = none
 export const FF_VALID = 1;
 export const FF_REVERSE = 2; // a NAT return entry: key is (backend, client)
 export const FF_CLOSING = 4; // FIN or RST seen

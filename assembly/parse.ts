@@ -10,7 +10,7 @@ import {
 } from "./layout";
 import {
   M_ADDR, M_LEN, M_PORT, M_VERDICT, M_L3, M_L4, M_FAMILY, M_PROTO, M_TCPF, M_PFLAGS, M_IPLEN,
-  M_REASON, M_ETYPE, M_KEY, V_LOOKUP, V_DROP, FAM_OTHER, FAM_IPV4, FAM_IPV6, FAM_ARP,
+  M_REASON, M_ETYPE, M_L2ET, M_KEY, V_LOOKUP, V_DROP, FAM_OTHER, FAM_IPV4, FAM_IPV6, FAM_ARP,
   PF_FRAGMENT, PF_OPTIONS, PF_MPLS, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6,
   ETH_IPV4, ETH_IPV6, ETH_ARP,
 } from "./meta";
@@ -47,6 +47,7 @@ export function parse(m: usize, a: usize, len: u32, port: u32): void {
     tags++;
   }
   store<u16>(m + M_ETYPE, <u16>(off - 2));
+  store<u16>(m + M_L2ET, <u16>(off - 2));
   if (et == 0x8847 || et == 0x8848) {
     store<u8>(m + M_PFLAGS, PF_MPLS);
     store<u16>(m + M_ETYPE, 0);

@@ -14,7 +14,9 @@ import {
   BC_FLOWS_LOST, C_FLOW_INSERTS, C_FLOW_INSERT_FAILED, C_FLOW_EXPIRED, C_RESELECTED,
   C_STATELESS, C_FLOW_REUSED, SIXK_VIP, SIXK_LOCAL, SIXK_VIP_ARP, CFGF_NOVIP_FORWARD, PORT_PEER, PUNT_ARP,
   PUNT_ND, PUNT_LOCAL, PUNT_ICMP_VIP, DR_BAD_PORT, DR_NO_VIP, DR_NO_SERVICE, DR_NO_BACKEND,
-  DR_FLOW_TABLE_FULL, DR_FRAGMENT_TO_VIP, DR_BACKEND_DOWN, CB_SINK, SCR_NAT_KEY,
+  DR_FLOW_TABLE_FULL, DR_FRAGMENT_TO_VIP, DR_BACKEND_DOWN, CB_SINK, SCR_NAT_KEY, DR_NO_HEADROOM,
+  MODE_TUNNEL, FV_RULE, FV_PACKETS_MASK, MAX_FLOW_RULES, FR_SIZE, FR_FAMILY, FR_PROTO,
+  FR_PREFIX_LEN, FR_PORT, FR_BACKEND, FR_IDLE_MS, FR_SOURCE, FR_VIP,
 } from "./layout";
 import {
   M_ADDR, M_LEN, M_PORT, M_VERDICT, M_REASON, M_FAMILY, M_PROTO, M_TCPF, M_PFLAGS, M_HASH,
@@ -23,7 +25,7 @@ import {
 } from "./meta";
 import {
   meta, rxRing, now, timeouts, services, backends, maglevSize, cfgFlags, numServices, scratch,
-  beginBatch, cb,
+  beginBatch, cb, rules, numRules,
 } from "./state";
 import { parse } from "./parse";
 import { flowHash, touch, lookup, insert, remove, expired, sweep } from "./flow-table";
@@ -33,6 +35,7 @@ import { count, countAdd, portCounter, serviceCounter, backendAdd } from "./coun
 import { openRings, closeRings, toTx, toPunt, toDrop, rxPending, rxDesc, rxRelease } from "./rings";
 import { dsr, natForward, natReturn, tunnel, portUp, portRec } from "./rewrite";
 import { tcpReset } from "./icmp";
+import { applyActions } from "./qos";
 
 let sink: u32 = 0; // keeps the first pass's bucket touches from being optimised away
 
@@ -123,9 +126,63 @@ function refresh(v: usize, m: usize): void {
   } else {
     to = TO_OTHER;
   }
+  let idle = load<u32>(timeouts + to);
+  // a rule's idle timeout is for the flow's established life; SYN-only and closing stay short
+  const ri = <u32>load<u8>(v + FV_RULE);
+  if (ri && (to == TO_TCP || to == TO_UDP || to == TO_OTHER) && ri <= numRules) {
+    const ruleIdle = load<u32>(ruleAt(ri) + FR_IDLE_MS);
+    if (ruleIdle) idle = ruleIdle;
+  }
   store<u8>(v + FV_FLAGS, flags);
-  store<u32>(v + FV_EXPIRES, now + load<u32>(timeouts + to));
-  store<u32>(v + FV_PACKETS, load<u32>(v + FV_PACKETS) + 1);
+  store<u32>(v + FV_EXPIRES, now + idle);
+  const p = load<u32>(v + FV_PACKETS);
+  store<u32>(v + FV_PACKETS, (p & ~FV_PACKETS_MASK) | ((p + 1) & FV_PACKETS_MASK));
+}
+
+/** Rule ri (index + 1, as flows keep it). */
+@inline function ruleAt(ri: u32): usize {
+  return rules + <usize>(ri - 1) * FR_SIZE;
+}
+
+/** Does rule r take this packet (family, protocol, VIP, port, source prefix)? */
+function ruleMatches(r: usize, m: usize, v6: bool): bool {
+  if (<u32>load<u8>(r + FR_FAMILY) != (v6 ? 6 : 4)) return false;
+  const proto = load<u8>(r + FR_PROTO);
+  if (proto && proto != load<u8>(m + M_PROTO)) return false;
+  const port = load<u16>(r + FR_PORT);
+  if (port && <u32>port != dstPort(m, v6)) return false;
+  const dst = dstAddr(m, v6);
+  const vip = r + FR_VIP;
+  if (v6) {
+    if (load<u64>(dst) != load<u64>(vip) || load<u64>(dst + 8) != load<u64>(vip + 8)) return false;
+  } else if (load<u32>(dst) != load<u32>(vip)) {
+    return false;
+  }
+  // the source prefix, a byte at a time: whole bytes, then the top bits of the next
+  const src = m + M_KEY;
+  const pre = r + FR_SOURCE;
+  let bits = <u32>load<u8>(r + FR_PREFIX_LEN);
+  if (bits > (v6 ? 128 : 32)) return false;
+  let i: usize = 0;
+  for (; bits >= 8; bits -= 8, i++) if (load<u8>(src + i) != load<u8>(pre + i)) return false;
+  if (bits) {
+    const mask = <u8>(<u32>0xff << (8 - bits));
+    if ((load<u8>(src + i) & mask) != load<u8>(pre + i)) return false;
+  }
+  return true;
+}
+
+/** The first rule (index + 1) that takes a new flow's packet, or 0: a linear scan, new flows only. */
+function matchRule(m: usize, v6: bool): u32 {
+  let n = numRules;
+  if (n > <u32>MAX_FLOW_RULES) n = MAX_FLOW_RULES;
+  for (let i: u32 = 1; i <= n; i++) if (ruleMatches(ruleAt(i), m, v6)) return i;
+  return 0;
+}
+
+/** Does backend b take new flows (the slot a rule names may be gone, down or draining)? */
+@inline function takesNewFlows(b: u32): bool {
+  return b != BACKEND_NONE && load<u8>(backends + <usize>b * BE_SIZE + BE_STATE) == BES_ACTIVE;
 }
 
 function established(m: usize, e: usize, v6: bool): void {
@@ -169,7 +226,10 @@ function established(m: usize, e: usize, v6: bool): void {
     return newFlow(m, s, si, e, v6);
   }
   refresh(v, m);
-  forward(m, s, si, b, be, v6);
+  // the rule list may have changed since the flow began: its actions apply while it still matches
+  let ri = <u32>load<u8>(v + FV_RULE);
+  if (ri && (ri > numRules || !ruleMatches(ruleAt(ri), m, v6))) ri = 0;
+  forward(m, s, si, b, be, v6, ri);
 }
 
 function miss(m: usize, e: usize, v6: bool): void {
@@ -182,11 +242,18 @@ function miss(m: usize, e: usize, v6: bool): void {
   notService(m, v6);
 }
 
-/** Picks a backend by Maglev and records the flow (reusing entry e of the same key if given). */
+/**
+ * Picks a backend and records the flow (reusing entry e of the same key if given): the first flow
+ * rule that matches names it, unless that backend takes no new flows; else Maglev picks.
+ */
 function newFlow(m: usize, s: usize, si: u32, e: usize, v6: bool): void {
   const key = m + M_KEY;
-  const mh = v6 ? hashWords(key, 10, MAGLEV_SEED) : hash4(key, MAGLEV_SEED);
-  const b = <u32>load<u16>(<usize>load<u32>(s + SVC_MAGLEV) + <usize>(mh % maglevSize) * 2);
+  const ri = matchRule(m, v6);
+  let b: u32 = ri ? <u32>load<u16>(ruleAt(ri) + FR_BACKEND) : BACKEND_NONE;
+  if (!takesNewFlows(b)) {
+    const mh = v6 ? hashWords(key, 10, MAGLEV_SEED) : hash4(key, MAGLEV_SEED);
+    b = <u32>load<u16>(<usize>load<u32>(s + SVC_MAGLEV) + <usize>(mh % maglevSize) * 2);
+  }
   if (b == BACKEND_NONE) {
     if (e) remove(e, v6);
     count(serviceCounter(si, SC_DROPS));
@@ -197,7 +264,7 @@ function newFlow(m: usize, s: usize, si: u32, e: usize, v6: bool): void {
   const np: u32 = nat ? natPort(s, be, m, v6) : 0;
   if (!e) e = insert(key, load<u32>(m + M_HASH), v6);
   if (e) {
-    fillFlow(e, v6, FF_VALID, m, si, b, be);
+    fillFlow(e, v6, FF_VALID, m, si, b, be, ri);
     count(C_FLOW_INSERTS);
     if (nat && !insertReverse(m, si, b, be, np, v6)) {
       remove(e, v6);
@@ -216,7 +283,7 @@ function newFlow(m: usize, s: usize, si: u32, e: usize, v6: bool): void {
   }
   count(serviceCounter(si, SC_NEW_FLOWS));
   backendAdd(b, BC_NEW_FLOWS, 1);
-  forwardTo(m, s, si, b, be, v6, np);
+  forwardTo(m, s, si, b, be, v6, np, ri);
 }
 
 /** The NAT return entry: (backend, backend port) -> (client, client port) finds its way back. */
@@ -240,12 +307,12 @@ function insertReverse(m: usize, si: u32, b: u32, be: usize, np: u32, v6: bool):
   let e = lookup(k, h, v6);
   if (!e) e = insert(k, h, v6);
   if (!e) return false;
-  fillFlow(e, v6, FF_VALID | FF_REVERSE, m, si, b, be);
+  fillFlow(e, v6, FF_VALID | FF_REVERSE, m, si, b, be, 0); // replies get no actions
   return true;
 }
 
 /** A new entry's value: the selection, the port the flow came in on, a first refresh. */
-function fillFlow(e: usize, v6: bool, flags: u32, m: usize, si: u32, b: u32, be: usize): void {
+function fillFlow(e: usize, v6: bool, flags: u32, m: usize, si: u32, b: u32, be: usize, ri: u32): void {
   const v = e + (v6 ? FLOW6_KEY : FLOW4_KEY);
   store<u8>(v + FV_FLAGS, <u8>flags);
   store<u8>(v + FV_PORT, load<u8>(m + M_PORT));
@@ -253,6 +320,7 @@ function fillFlow(e: usize, v6: bool, flags: u32, m: usize, si: u32, b: u32, be:
   store<u16>(v + FV_BACKEND, <u16>b);
   store<u16>(v + FV_COOKIE, load<u16>(be + BE_COOKIE));
   store<u32>(v + FV_PACKETS, 0);
+  store<u8>(v + FV_RULE, <u8>ri);
   refresh(v, m);
 }
 
@@ -264,11 +332,12 @@ function fillFlow(e: usize, v6: bool, flags: u32, m: usize, si: u32, b: u32, be:
   return np;
 }
 
-function forward(m: usize, s: usize, si: u32, b: u32, be: usize, v6: bool): void {
-  forwardTo(m, s, si, b, be, v6, load<u8>(s + SVC_MODE) == MODE_NAT ? natPort(s, be, m, v6) : 0);
+function forward(m: usize, s: usize, si: u32, b: u32, be: usize, v6: bool, ri: u32): void {
+  forwardTo(m, s, si, b, be, v6, load<u8>(s + SVC_MODE) == MODE_NAT ? natPort(s, be, m, v6) : 0, ri);
 }
 
-function forwardTo(m: usize, s: usize, si: u32, b: u32, be: usize, v6: bool, np: u32): void {
+/** Sends the packet to backend b the service's way; ri (rule index + 1, or 0): its actions first. */
+function forwardTo(m: usize, s: usize, si: u32, b: u32, be: usize, v6: bool, np: u32, ri: u32): void {
   const port = <u32>load<u8>(be + BE_PORT);
   if (!portUp(port)) return toDrop(m, DR_BAD_PORT);
   const len = <u64>load<u16>(m + M_LEN);
@@ -277,6 +346,10 @@ function forwardTo(m: usize, s: usize, si: u32, b: u32, be: usize, v6: bool, np:
   backendAdd(b, BC_PACKETS, 1);
   backendAdd(b, BC_BYTES, len);
   const mode = load<u8>(s + SVC_MODE);
+  // Actions go before the mode's rewrite, which reads the frame's start and offsets from the
+  // metadata the actions keep up to date: the bytes that leave are the same as after it. A tunnel
+  // gets none: its outer header is ours, and the inner packet is the client's to mark.
+  if (ri && mode != MODE_TUNNEL && !applyActions(m, ruleAt(ri))) return toDrop(m, DR_NO_HEADROOM);
   if (mode == MODE_DSR) return dsr(m, be, port);
   if (mode == MODE_NAT) return natForward(m, be, port, v6, np);
   tunnel(m, s, be, port, v6);

@@ -4,7 +4,7 @@ import {
   CB_RX_RING, CB_TX_RING, CB_PUNT_RING, CB_FREE_RING, CB_COUNTERS, CB_BACKEND_COUNTERS,
   CB_FLOW4_BASE, CB_FLOW4_BUCKETS, CB_FLOW6_BASE, CB_FLOW6_BUCKETS, CB_CONFIG0, CB_CONFIG1,
   CB_SCRATCH, CB_BUF_BASE, CB_BUF_SIZE, CB_NOW_MS, CB_CONFIG_GEN, CB_ACK_GEN, CB_FLOW_SEED, CFG_FLAGS, CFG_SVC_INDEX,
-  CFG_SVC_INDEX_MASK, CFG_SERVICES, CFG_BACKENDS, CFG_PORTS, CFG_MAGLEV_SIZE, CFG_TIMEOUTS, CFG_NUM_SERVICES,
+  CFG_SVC_INDEX_MASK, CFG_SERVICES, CFG_BACKENDS, CFG_PORTS, CFG_MAGLEV_SIZE, CFG_TIMEOUTS, CFG_NUM_SERVICES, CFG_RULES, CFG_NUM_RULES,
   SCR_META,
 } from "./layout";
 
@@ -37,6 +37,8 @@ export let ports: usize = 0;
 export let maglevSize: u32 = 0;
 export let timeouts: usize = 0;
 export let numServices: u32 = 0;
+export let rules: usize = 0; // flow-rule records, in priority order
+export let numRules: u32 = 0;
 
 export function loadLayout(base: usize): void {
   cb = base;
@@ -81,4 +83,6 @@ export function selectConfig(copy: usize): void {
   maglevSize = load<u32>(copy + CFG_MAGLEV_SIZE);
   timeouts = copy + CFG_TIMEOUTS;
   numServices = load<u32>(copy + CFG_NUM_SERVICES);
+  rules = <usize>load<u32>(copy + CFG_RULES);
+  numRules = load<u32>(copy + CFG_NUM_RULES);
 }

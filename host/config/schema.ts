@@ -34,6 +34,8 @@ export interface ConfigInput {
   };
   backends?: BackendInput[];
   services?: ServiceInput[];
+  /** Flows that go to a named backend, ahead of Maglev, with QoS actions; first match wins. */
+  flowRules?: FlowRuleInput[];
   /** MQTT telemetry (docs/telemetry.md). Absent: on, to the embedded broker on 127.0.0.1:1883. */
   telemetry?: TelemetryInput;
   /** The SNMP agent (v2c, v3) and its notifications. Absent: no agent. */
@@ -130,6 +132,64 @@ export interface ServiceInput {
   tunnel?: { encap?: "ipip" | "gue"; source4?: string; source6?: string; guePort?: number };
 }
 
+/**
+ * A flow rule as written: new flows to a service's VIP that match it go to `backend` (when that
+ * backend takes new flows; else the service's Maglev pick), and their packets toward the backend
+ * get the actions. Counters and forwarding mode are the service's. Tunnel services: no actions.
+ */
+export interface FlowRuleInput {
+  name: string;
+  /** Client prefix such as 192.0.2.0/24 (default: any client), of the VIP's family. */
+  source?: string;
+  /** Default: any (the service's). */
+  protocol?: Protocol;
+  vip: string;
+  /** Destination port; 0 or absent: any. */
+  port?: number;
+  backend: string;
+  /** DSCP written to IPv4 TOS / IPv6 traffic class (ECN bits kept). */
+  dscp?: number;
+  /** 802.1p priority of the outermost VLAN tag (the pushed one, if any). */
+  pcp?: number;
+  /** VLAN id of an 802.1Q tag pushed on the frame. */
+  vlanPush?: number;
+  /** Remove the outermost VLAN tag, if any (before a push). */
+  vlanPop?: boolean;
+  mplsPush?: { label: number; tc?: number; ttl?: number };
+  /** Remove the top MPLS label, if any (before a push). */
+  mplsPop?: boolean;
+  /** Idle timeout of established flows, seconds (default: the protocol's). */
+  idleTimeout?: number;
+}
+
+export interface Prefix {
+  family: 4 | 6;
+  /** Host bits zero. */
+  bytes: Uint8Array;
+  length: number;
+  text: string;
+}
+
+export interface FlowRule {
+  name: string;
+  /** Undefined: any client. */
+  source?: Prefix;
+  /** Undefined: any. */
+  protocol?: Protocol;
+  vip: Address;
+  /** 0: any. */
+  port: number;
+  backend: string;
+  dscp?: number;
+  pcp?: number;
+  vlanPush?: number;
+  vlanPop: boolean;
+  mplsPush?: { label: number; tc: number; ttl: number };
+  mplsPop: boolean;
+  /** Seconds; undefined: the protocol's. */
+  idleTimeout?: number;
+}
+
 /** Idle timeouts in seconds. */
 export interface Timeouts {
   tcp: number;
@@ -208,6 +268,8 @@ export interface Config {
   noVip: "forward" | "drop";
   backends: Backend[];
   services: Service[];
+  /** In priority order. */
+  flowRules: FlowRule[];
   telemetry: TelemetryConfig;
   /** Undefined when the configuration has no snmp section: no agent runs. */
   snmp?: SnmpConfig;

@@ -8,8 +8,8 @@
 import { parseIP, parseMac } from "../net/frame.js";
 import { isPrime } from "../engine/maglev.js";
 import {
-  NAME, NAME_FORM, RANGE, TEXT_MAX, PASSWORD_HASH_FORM, TIMEZONE_FORM, HOST_FORM,
-  parsePasswordHash, isTimeZone, timeZones, isHost,
+  NAME, NAME_FORM, RANGE, TEXT_MAX, PASSWORD_HASH_FORM, TIMEZONE_FORM, HOST_FORM, PREFIX_FORM,
+  parsePasswordHash, isTimeZone, timeZones, isHost, parsePrefix,
 } from "./validate.js";
 import { TELEMETRY_RANGE, MQTT_URL_FORM, MQTT_TEXT_FORM, FILE_PATH_FORM, isMqttUrl, isFilePath } from "./validate.js";
 import {
@@ -282,6 +282,32 @@ const snmpUserRef: ValueType = {
   values: (input) => entries(input.snmp?.users).map((e) => ({ word: String(e.name), help: `SNMP user, ${str(e.authProtocol ?? "sha256")}/${str(e.privProtocol ?? "aes")}` })),
 };
 
+const prefix = text("<prefix>", "address prefix like 192.0.2.0/24 or 2001:db8::/32", PREFIX_FORM, (w) => parsePrefix(w) !== undefined);
+
+const flowRules = list("flowRules", "flows sent to a named backend ahead of Maglev, with QoS actions (first match wins)", {
+  noun: "flow rule",
+  keyType: name,
+  summary: (e) => [e.source ?? "any", "->", e.vip, e.protocol === undefined ? undefined : `${str(e.protocol)}/${str(e.port ?? 0)}`, "to", e.backend].filter((x) => x !== undefined).map(str).join(" "),
+  children: [
+    leaf("source", prefix, "client prefix matched (default: any client)"),
+    leaf("protocol", oneOf({ tcp: "TCP", udp: "UDP" }), "transport protocol matched (default: any)"),
+    leaf("vip", ip, "VIP matched: the VIP of a service, whose counters and mode the flows take"),
+    leaf("port", int(...RANGE.servicePort, "<port>", ", 0: any"), "destination port matched (default 0: any)"),
+    leaf("backend", reference("backends", "backend"), "backend the flows go to (while it takes new flows)"),
+    leaf("dscp", int(...RANGE.dscp, "<dscp>"), "DSCP written into IPv4 TOS / IPv6 traffic class (ECN kept)"),
+    leaf("pcp", int(...RANGE.pcp, "<priority>"), "802.1p priority of the outermost VLAN tag"),
+    leaf("vlanPush", int(...RANGE.vlanId, "<vlan-id>"), "VLAN id of an 802.1Q tag pushed on the frame"),
+    leaf("vlanPop", boolean, "remove the outermost VLAN tag (before a push)"),
+    container("mplsPush", "an MPLS label pushed on the frame", [
+      leaf("label", int(...RANGE.mplsLabel, "<label>"), "the label"),
+      leaf("tc", int(...RANGE.mplsTc), "traffic class (default 0)"),
+      leaf("ttl", int(...RANGE.mplsTtl), "TTL of the label (default 64)"),
+    ]),
+    leaf("mplsPop", boolean, "remove the top MPLS label (before a push)"),
+    leaf("idleTimeout", int(...RANGE.idleTimeout, "<seconds>", " seconds"), "idle timeout of established flows (default: the protocol's)"),
+  ],
+});
+
 const snmp = container("snmp", "SNMP agent (v2c read-only, v3 authPriv) and notifications (absent: no agent)", [
   container("listen", "where the agent takes requests", [
     leaf("address", text("<address>", "IPv4 or IPv6 address, 0.0.0.0 or :: for all", SNMP_LISTEN_FORM, isListenAddress), "address it listens on (default 0.0.0.0)"),
@@ -418,6 +444,7 @@ export const CONFIG_TREE: ContainerNode = container("", "the configuration", [
       ]),
     ],
   }),
+  flowRules,
   telemetry,
   snmp,
 ]);

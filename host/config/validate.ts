@@ -2,10 +2,10 @@
 // the path, the value found and the form expected. Nothing is applied unless all of it is valid.
 import { parseIP, parseMac } from "../net/frame.js";
 import { isPrime } from "../engine/maglev.js";
-import { MAX_PORTS, BACKEND_NONE, HEADROOM, TAILROOM } from "../../assembly/layout.js";
+import { MAX_PORTS, BACKEND_NONE, HEADROOM, TAILROOM, MAX_FLOW_RULES } from "../../assembly/layout.js";
 import {
   type Address, type Backend, type Check, type Config, type ConfigInput, type Port, type Service,
-  type Timeouts, type User, DEFAULT_SIZES, DEFAULT_TIMEOUTS, CHECK_DEFAULT_SECONDS, CHECK_DEFAULT_COUNTS,
+  type Timeouts, type User, type FlowRule, type Prefix, DEFAULT_SIZES, DEFAULT_TIMEOUTS, CHECK_DEFAULT_SECONDS, CHECK_DEFAULT_COUNTS,
   DEFAULT_TIMEZONE, DEFAULT_USER_CLASS,
 } from "./schema.js";
 import { type TelemetryConfig, TELEMETRY_DEFAULTS } from "./schema.js";
@@ -49,6 +49,12 @@ export const RANGE = {
   expectStatus: [100, 599],
   checkCount: [1, 100],
   checkSeconds: [0.05, 3600],
+  dscp: [0, 63],
+  pcp: [0, 7],
+  vlanId: [1, 4094],
+  mplsLabel: [0, 1048575],
+  mplsTc: [0, 7],
+  mplsTtl: [1, 255],
 } as const satisfies Record<string, readonly [number, number]>;
 
 export const PASSWORD_HASH_FORM = "a password hash scrypt$N$r$p$<salt>$<hash> (N a power of two up to 2^20, r up to 32, p up to 16, salt of 8 bytes or more and hash of 16 or more in base64), never the password itself";
@@ -104,6 +110,27 @@ export function isHost(text: string): boolean {
     const labels = text.replace(/\.$/, "").split(".");
     return text.length <= 253 && labels.every((l) => LABEL.test(l)) && !/^\d+$/.test(labels[labels.length - 1]);
   }
+}
+
+export const PREFIX_FORM = "an address prefix like 192.0.2.0/24 or 2001:db8::/32, no bits set past the length";
+
+/** An address prefix `address/length` (a bare address: its full length), host bits zero; or undefined. */
+export function parsePrefix(text: string): Prefix | undefined {
+  const m = /^([^/]+)(?:\/(\d{1,3}))?$/.exec(text);
+  if (!m) return undefined;
+  let a;
+  try {
+    a = parseIP(m[1]);
+  } catch {
+    return undefined;
+  }
+  const bits = a.bytes.length * 8;
+  const length = m[2] === undefined ? bits : Number(m[2]);
+  if (length > bits) return undefined;
+  for (let i = 0; i < bits; i++) {
+    if (i >= length && a.bytes[i >> 3] & (0x80 >> (i & 7))) return undefined;
+  }
+  return { family: a.family, bytes: a.bytes, length, text };
 }
 
 class Checker {
@@ -183,7 +210,7 @@ class Checker {
 
 export function validate(input: unknown): Validation {
   const c = new Checker();
-  const root = c.object("config", input, ["system", "management", "ports", "dataplane", "backends", "services", "telemetry", "snmp"]);
+  const root = c.object("config", input, ["system", "management", "ports", "dataplane", "backends", "services", "flowRules", "telemetry", "snmp"]);
   if (!root) return { ok: false, errors: c.errors };
 
   const system = root.system === undefined ? {} : c.object("system", root.system, ["hostname", "timezone", "ntp", "users"]) ?? {};
@@ -388,11 +415,88 @@ export function validate(input: unknown): Validation {
     if (!be.check.port) c.fail(`backends[${backends.indexOf(be)}].check.port`, undefined, "a port to probe (no service gives one)");
   }
 
+  const flowRules = flowRulesSection(c, root.flowRules, beByName, services);
   const telemetry = telemetrySection(c, root.telemetry);
   const snmp = root.snmp === undefined ? undefined : snmpSection(c, root.snmp);
 
   if (c.errors.length) return { ok: false, errors: c.errors };
-  return { ok: true, config: { hostname, timezone, ntp, users, management, ports, sizes, timeouts, noVip, backends, services, telemetry, snmp } };
+  return { ok: true, config: { hostname, timezone, ntp, users, management, ports, sizes, timeouts, noVip, backends, services, flowRules, telemetry, snmp } };
+}
+
+// ---- flow rules ------------------------------------------------------------------------------
+
+function flowRulesSection(c: Checker, v: unknown, beByName: Map<string, Backend>, services: Service[]): FlowRule[] {
+  const rules: FlowRule[] = [];
+  const names = new Set<string>();
+  const list = c.array("flowRules", v) ?? [];
+  if (list.length > MAX_FLOW_RULES) c.fail("flowRules", list.length, `at most ${MAX_FLOW_RULES} flow rules`);
+  list.forEach((r, i) => {
+    const path = `flowRules[${i}]`;
+    const o = c.object(path, r, ["name", "source", "protocol", "vip", "port", "backend", "dscp", "pcp", "vlanPush", "vlanPop", "mplsPush", "mplsPop", "idleTimeout"]);
+    if (!o) return;
+    const name = c.name(`${path}.name`, o.name);
+    if (name && names.has(name)) c.fail(`${path}.name`, name, "a name no other flow rule has");
+    if (name) names.add(name);
+    const vip = c.address(`${path}.vip`, o.vip);
+    let source: Prefix | undefined;
+    if (o.source !== undefined) {
+      source = typeof o.source === "string" ? parsePrefix(o.source) : undefined;
+      if (!source) c.fail(`${path}.source`, o.source, PREFIX_FORM);
+      else if (vip && source.family !== vip.family) c.fail(`${path}.source`, o.source, `an IPv${vip.family} prefix, as the VIP is`);
+    }
+    const protocol = o.protocol === undefined ? undefined : c.oneOf(`${path}.protocol`, o.protocol, undefined, ["tcp", "udp"] as const);
+    const port = c.int(`${path}.port`, o.port, 0, ...RANGE.servicePort) ?? 0;
+    const be = typeof o.backend === "string" ? beByName.get(o.backend) : undefined;
+    if (!be) c.fail(`${path}.backend`, o.backend, `the name of a backend (${[...beByName.keys()].join(", ") || "none defined"})`);
+    // the services whose flows the rule can take: counters and mode are theirs
+    const covered = vip ? services.filter((s) => equalBytes(s.vip.bytes, vip.bytes))
+      .filter((s) => (!protocol || s.protocol === protocol) && (!port || !s.port || s.port === port)) : [];
+    if (vip && covered.length === 0) {
+      c.fail(`${path}.vip`, o.vip, `the VIP of a service${protocol ? ` on ${protocol}` : ""}${port ? ` serving port ${port}` : ""} (${services.map((s) => s.vip.text).filter((x, j, a) => a.indexOf(x) === j).join(", ") || "none defined"})`);
+    }
+    for (const s of covered) {
+      if (!be) break;
+      if (s.mode === "nat" && be.address.family !== s.vip.family) {
+        c.fail(`${path}.backend`, be.name, `a backend of the VIP's family (IPv${s.vip.family}): service ${s.name} is NAT and ${be.name} is ${be.address.text}`);
+      }
+      if (s.mode === "tunnel" && !(be.address.family === 4 ? s.tunnel.source4 : s.tunnel.source6)) {
+        c.fail(`${path}.backend`, be.name, `a backend service ${s.name} can tunnel to: it has no IPv${be.address.family} tunnel source`);
+      }
+    }
+    let mplsPush: FlowRule["mplsPush"];
+    if (o.mplsPush !== undefined) {
+      const mo = c.object(`${path}.mplsPush`, o.mplsPush, ["label", "tc", "ttl"]);
+      if (mo) {
+        mplsPush = {
+          label: c.int(`${path}.mplsPush.label`, mo.label, undefined, ...RANGE.mplsLabel) ?? 0,
+          tc: c.int(`${path}.mplsPush.tc`, mo.tc, 0, ...RANGE.mplsTc) ?? 0,
+          ttl: c.int(`${path}.mplsPush.ttl`, mo.ttl, 64, ...RANGE.mplsTtl) ?? 64,
+        };
+      }
+    }
+    const opt = (k: "dscp" | "pcp" | "vlanPush" | "idleTimeout", range: readonly [number, number]): number | undefined =>
+      o[k] === undefined ? undefined : c.int(`${path}.${k}`, o[k], undefined, ...range);
+    rules.push({
+      name: name ?? "",
+      source: source && source.length > 0 ? source : undefined,
+      protocol,
+      vip: vip ?? { family: 4, bytes: new Uint8Array(4), text: "" },
+      port,
+      backend: be?.name ?? "",
+      dscp: opt("dscp", RANGE.dscp),
+      pcp: opt("pcp", RANGE.pcp),
+      vlanPush: opt("vlanPush", RANGE.vlanId),
+      vlanPop: c.bool(`${path}.vlanPop`, o.vlanPop, false),
+      mplsPush,
+      mplsPop: c.bool(`${path}.mplsPop`, o.mplsPop, false),
+      idleTimeout: opt("idleTimeout", RANGE.idleTimeout),
+    });
+  });
+  return rules;
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 function check(c: Checker, path: string, v: unknown): Check | undefined {

@@ -65,7 +65,7 @@ export function readFlows(engine: Engine, filter: FlowFilter = {}): FlowRow[] {
         backend: backends.get(dv.getUint16(v + L.FV_BACKEND, true)) ?? "?",
         reverse: (flags & L.FF_REVERSE) !== 0,
         closing: (flags & L.FF_CLOSING) !== 0,
-        packets: dv.getUint32(v + L.FV_PACKETS, true),
+        packets: dv.getUint32(v + L.FV_PACKETS, true) & L.FV_PACKETS_MASK, // the top byte is FV_RULE
         idleLeft: Math.ceil(left / 1000),
       };
       if (filter.service && row.service !== filter.service) continue;

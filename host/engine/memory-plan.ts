@@ -39,6 +39,8 @@ export interface ConfigCopyLayout {
   svcIndexSlots: number;
   services: number;
   backends: number;
+  /** MAX_FLOW_RULES flow-rule records. */
+  rules: number;
   maglev: number;
   maglevSize: number;
   bytes: number;
@@ -96,10 +98,12 @@ export function planMemory(s: DataplaneSizes): RegionPlan {
   c += s.maxServices * L.SVC_SIZE;
   const backends = c;
   c += s.maxBackends * L.BE_SIZE;
+  const rules = c;
+  c += L.MAX_FLOW_RULES * L.FR_SIZE;
   const maglev = align(c, 64);
   c = maglev + s.maxServices * align(s.maglevSize * 2, 64);
   const configLayout: ConfigCopyLayout = {
-    ports, svcIndex, svcIndexSlots, services, backends, maglev, maglevSize: s.maglevSize, bytes: align(c, 4096),
+    ports, svcIndex, svcIndexSlots, services, backends, rules, maglev, maglevSize: s.maglevSize, bytes: align(c, 4096),
   };
   const config: [number, number] = [take(configLayout.bytes, 4096), take(configLayout.bytes, 4096)];
   const bytes = align(at, PAGE);

@@ -1,8 +1,8 @@
-// Writes a Config into the inactive config copy of an engine's memory: port, service and backend
-// records and one Maglev table per service. The engine then derives its service index from them
+// Writes a Config into the inactive config copy of an engine's memory: port, service, backend and
+// flow-rule records and one Maglev table per service. The engine then derives its service index from them
 // (prepareConfig) and the host flips the generation; a batch in flight keeps the copy it started on.
 import * as L from "../../assembly/layout.js";
-import type { Config, Service } from "../config/schema.js";
+import type { Config, FlowRule, Service } from "../config/schema.js";
 import type { RegionPlan } from "./memory-plan.js";
 import { buildMaglev } from "./maglev.js";
 import { SlotBook } from "./slots.js";
@@ -54,6 +54,42 @@ function usable(b: Config["backends"][number] | undefined): boolean {
   return b?.state === "active" && b.mac !== undefined;
 }
 
+/**
+ * One flow-rule record. A backend that cannot take flows (down, draining, no MAC yet) is still
+ * named: the engine checks its state per new flow and falls back to Maglev meanwhile.
+ */
+function writeRule(u8: Uint8Array, dv: DataView, r: number, rule: FlowRule, slots: Slots): void {
+  let actions = 0;
+  if (rule.dscp !== undefined) {
+    actions |= L.FRA_DSCP;
+    dv.setUint8(r + L.FR_DSCP, rule.dscp);
+  }
+  if (rule.pcp !== undefined) {
+    actions |= L.FRA_PCP;
+    dv.setUint8(r + L.FR_PCP, rule.pcp);
+  }
+  if (rule.vlanPush !== undefined) {
+    actions |= L.FRA_VLAN_PUSH;
+    dv.setUint16(r + L.FR_TCI, ((rule.pcp ?? 0) << 13) | rule.vlanPush, true);
+  }
+  if (rule.vlanPop) actions |= L.FRA_VLAN_POP;
+  if (rule.mplsPush) {
+    actions |= L.FRA_MPLS_PUSH;
+    const m = rule.mplsPush;
+    dv.setUint32(r + L.FR_MPLS, ((m.label << 12) | (m.tc << 9) | m.ttl) >>> 0, true);
+  }
+  if (rule.mplsPop) actions |= L.FRA_MPLS_POP;
+  dv.setUint8(r + L.FR_FAMILY, rule.vip.family);
+  dv.setUint8(r + L.FR_PROTO, rule.protocol ? PROTO[rule.protocol] : 0);
+  dv.setUint8(r + L.FR_PREFIX_LEN, rule.source?.length ?? 0);
+  dv.setUint8(r + L.FR_ACTIONS, actions);
+  dv.setUint16(r + L.FR_PORT, rule.port, false); // network order: the engine compares raw
+  dv.setUint16(r + L.FR_BACKEND, slots.backends.slot(rule.backend) ?? L.BACKEND_NONE, true);
+  dv.setUint32(r + L.FR_IDLE_MS, (rule.idleTimeout ?? 0) * 1000, true);
+  if (rule.source) u8.set(rule.source.bytes, r + L.FR_SOURCE);
+  u8.set(rule.vip.bytes, r + L.FR_VIP);
+}
+
 /** Writes the whole copy `which` (0 or 1). */
 export function writeConfigCopy(
   mem: ArrayBufferLike, plan: RegionPlan, which: 0 | 1, config: Config, slots: Slots,
@@ -75,6 +111,10 @@ export function writeConfigCopy(
   dv.setUint32(L.CFG_MAGLEV, abs(cl.maglev), true);
   dv.setUint32(L.CFG_MAGLEV_SIZE, cl.maglevSize, true);
   dv.setUint32(L.CFG_NUM_SERVICES, slots.services.extent, true);
+  dv.setUint32(L.CFG_RULES, abs(cl.rules), true);
+  const rules = config.flowRules.slice(0, L.MAX_FLOW_RULES);
+  dv.setUint32(L.CFG_NUM_RULES, rules.length, true);
+  rules.forEach((rule, i) => writeRule(u8, dv, cl.rules + i * L.FR_SIZE, rule, slots));
   const t = config.timeouts;
   const ms = (s: number): number => s * 1000;
   dv.setUint32(L.CFG_TIMEOUTS + L.TO_TCP, ms(t.tcp), true);

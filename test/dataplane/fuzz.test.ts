@@ -34,7 +34,17 @@ const fuzzConfig = labConfig([
   svc("nat", { name: "n6", vip: VIP6, protocol: "udp", port: 5300, backends: ["s1v6"] }),
   svc("tunnel", { name: "t6", vip: VIP6, port: 443, backends: ["s2", "s2v6"], tunnel }),
   svc("dsr", { name: "any", vip: "10.0.0.101", port: 0, backends: ["s2"] }),
-], { dataplane: { flows: { ipv4: 1 << 14, ipv6: 1 << 12 }, limits: { services: 16, backends: 16 }, buffers: { count: 512 } } });
+], {
+  dataplane: { flows: { ipv4: 1 << 14, ipv6: 1 << 12 }, limits: { services: 16, backends: 16 }, buffers: { count: 512 } },
+  // rules with every action: frames grow into the headroom and shrink, under DSR, NAT and tunnels
+  flowRules: [
+    { name: "f1", source: "192.0.2.0/28", vip: VIP, port: 80, backend: "s2", dscp: 46, pcp: 3, vlanPush: 100, mplsPush: { label: 500, tc: 1 } },
+    { name: "f2", vip: VIP, protocol: "udp", backend: "s3", vlanPop: true, mplsPop: true },
+    { name: "f3", vip: VIP6, backend: "s1v6", dscp: 10, vlanPop: true, mplsPush: { label: 1 }, idleTimeout: 5 },
+    { name: "f4", vip: VIP, port: 8080, backend: "s1", vlanPop: true, vlanPush: 7, mplsPop: true, mplsPush: { label: 9, ttl: 1 } },
+    { name: "f5", vip: VIP, backend: "s1", pcp: 7, dscp: 0 },
+  ],
+});
 
 /** Valid frames of every kind the parser knows, to mutate. */
 function templates(): Uint8Array[] {

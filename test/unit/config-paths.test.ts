@@ -68,6 +68,12 @@ function fullConfig(): ConfigInput {
         tunnel: { encap: "gue", source4: "10.0.2.1", source6: "2001:db8:2::1", guePort: 6081 },
       },
     ],
+    flowRules: [
+      {
+        name: "gold", source: "198.51.100.0/24", protocol: "tcp", vip: "10.0.0.100", port: 80, backend: "s1",
+        dscp: 46, pcp: 5, vlanPush: 300, vlanPop: true, mplsPush: { label: 1000, tc: 5, ttl: 32 }, mplsPop: true, idleTimeout: 60,
+      },
+    ],
     snmp: {
       listen: { address: "192.0.2.1", port: 1161 }, enterprise: 32473, location: "rack 4", contact: "noc@example.com",
       communities: [{ name: "public-ro" }],
@@ -262,7 +268,7 @@ test("set: bad words and values are refused at the right word with the expected 
   const before = structuredClone(c);
   const cases: [string[], number, string][] = [
     [["services", "web", "vipp", "10.0.0.1"], 2, 'unknown word "vipp": expected one of vip, protocol, port, mode, target-port, backends, on-backend-down, arp, tunnel'],
-    [["servicez"], 0, 'unknown word "servicez": expected one of system, management, ports, dataplane, backends, services, telemetry, snmp'],
+    [["servicez"], 0, 'unknown word "servicez": expected one of system, management, ports, dataplane, backends, services, flow-rules, telemetry, snmp'],
     [["services", "web", "port", "70000"], 3, 'bad value "70000" for port: expected a whole number from 0 to 65535'],
     [["services", "web", "port", "8o"], 3, 'bad value "8o" for port: expected a whole number from 0 to 65535'],
     [["services", "web", "vip"], 3, "missing value: expected an IPv4 or IPv6 address"],
@@ -282,7 +288,7 @@ test("set: bad words and values are refused at the right word with the expected 
     [["system", "timezone", "europe/paris"], 2, 'bad value "europe/paris" for timezone: expected an IANA time zone name such as UTC or Europe/Paris'],
     [["system", "ntp", "bad..host"], 2, 'bad value "bad..host" for ntp: expected an IPv4 or IPv6 address or a host name'],
     [["system", "users", "alice", "class", "root"], 4, 'bad value "root" for class: expected one of admin, operator'],
-    [[], 0, "missing word: expected one of system, management, ports, dataplane, backends, services, telemetry, snmp"],
+    [[], 0, "missing word: expected one of system, management, ports, dataplane, backends, services, flow-rules, telemetry, snmp"],
   ];
   for (const [words, word, message] of cases) {
     assert.deepEqual(setPath(c, words), { ok: false, word, message }, words.join(" "));
@@ -337,7 +343,7 @@ test("delete: what is not there is refused with what is, changing nothing", () =
   assert.deepEqual(deletePath(c, ["services", "web", "port", "81"]), { ok: false, word: 3, message: "no such value: expected the current value, 80" });
   assert.deepEqual(deletePath(c, ["system", "ntp", "192.0.2.9"]), { ok: false, word: 2, message: "no such value: expected one of 192.0.2.123, pool.ntp.org" });
   assert.deepEqual(deletePath(c, ["services", "web", "vipp"]).ok, false);
-  assert.deepEqual(deletePath(c, []), { ok: false, word: 0, message: "missing word: expected one of system, management, ports, dataplane, backends, services, telemetry, snmp" });
+  assert.deepEqual(deletePath(c, []), { ok: false, word: 0, message: "missing word: expected one of system, management, ports, dataplane, backends, services, flow-rules, telemetry, snmp" });
   assert.deepEqual(c, before);
 });
 
@@ -347,7 +353,7 @@ const words = (list: { word: string }[]): string[] => list.map((c) => c.word);
 
 test("completions: top level, filtered by the partial word, with help", () => {
   const c = labConfig([svc("dsr")]);
-  assert.deepEqual(words(completions(c, [], "")), ["system", "management", "ports", "dataplane", "backends", "services", "telemetry", "snmp"]);
+  assert.deepEqual(words(completions(c, [], "")), ["system", "management", "ports", "dataplane", "backends", "services", "flow-rules", "telemetry", "snmp"]);
   assert.deepEqual(words(completions(c, [], "s")), ["system", "services", "snmp"]);
   assert.ok(completions(c, [], "").every((x) => x.help.length > 0));
 });

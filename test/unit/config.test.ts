@@ -90,3 +90,33 @@ test("config: not an object at all is refused with a message, not an exception",
   assert.deepEqual(errors([]), ["config: []: expected an object"]);
   assert.ok(errors({}).includes("ports: missing: expected at least one port"));
 });
+
+test("config: flow rules are validated against backends and services, with path, value and form", () => {
+  const ok = validate({ ...labConfig([svc("dsr")]), flowRules: [{ name: "gold", source: "198.51.100.0/24", vip: "10.0.0.100", backend: "s2", mplsPush: { label: 16 } }] });
+  assert.ok(ok.ok, ok.ok ? "" : JSON.stringify(ok.errors));
+  if (!ok.ok) return;
+  assert.deepEqual(ok.config.flowRules[0].mplsPush, { label: 16, tc: 0, ttl: 64 });
+  assert.equal(ok.config.flowRules[0].source?.length, 24);
+  assert.equal(ok.config.flowRules[0].port, 0);
+
+  const bad = validate({
+    ...labConfig([svc("nat")]),
+    flowRules: [
+      { name: "a", vip: "10.0.0.100", backend: "nope" },
+      { name: "b", vip: "10.0.0.99", backend: "s1" },
+      { name: "c", vip: "10.0.0.100", source: "2001:db8::/32", backend: "s1" },
+      { name: "d", vip: "10.0.0.100", source: "198.51.100.1/24", backend: "s1" },
+      { name: "e", vip: "10.0.0.100", backend: "s1v6" },
+      { name: "f", vip: "10.0.0.100", port: 443, backend: "s1", dscp: 64, vlanPush: 4095 },
+    ],
+  });
+  assert.ok(!bad.ok);
+  if (bad.ok) return;
+  const paths = bad.errors.map((e) => e.path);
+  for (const p of ["flowRules[0].backend", "flowRules[1].vip", "flowRules[2].source", "flowRules[3].source", "flowRules[4].backend", "flowRules[5].vip", "flowRules[5].dscp", "flowRules[5].vlanPush"]) {
+    assert.ok(paths.includes(p), `${p} refused: ${paths.join(", ")}`);
+  }
+  const many = Array.from({ length: 256 }, (_, i) => ({ name: `r${i}`, vip: "10.0.0.100", backend: "s1" }));
+  const tooMany = validate({ ...labConfig([svc("dsr")]), flowRules: many });
+  assert.ok(!tooMany.ok && tooMany.errors.some((e) => e.path === "flowRules" && e.expected === "at most 255 flow rules"));
+});
