@@ -3,7 +3,7 @@
 // what was committed.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,6 +14,8 @@ const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const dir = await mkdtemp(join(tmpdir(), "fsw-start-"));
 let child: ChildProcessWithoutNullStreams | undefined;
 after(async () => {
+  // the appliance runs under `script`: end it first, or it outlives its terminal
+  if (child?.pid && child.exitCode === null) spawnSync("pkill", ["-KILL", "-P", String(child.pid)]);
   child?.kill("SIGKILL");
   await rm(dir, { recursive: true, force: true });
 });
