@@ -1,0 +1,92 @@
+// Signs advertisements and sends each one, as one datagram, to the multicast group and to every
+// configured appliance. The sequence number starts at the clock in milliseconds and goes up by one
+// per datagram (docs/advertisement-protocol.md, "Senders start high"), so a restarted agent needs no
+// saved state. The same signed datagram goes to every destination: an appliance that hears it twice
+// (multicast and unicast) drops the copy as replayed, which is harmless.
+//
+// A send that fails (no route to the group, appliance unreachable) is reported once per
+// destination until it works again, never fatal: the next interval tries again.
+
+import { createSocket, type Socket } from "node:dgram";
+import { isIP } from "node:net";
+import { encode, type Message } from "../../host/discovery/protocol.js";
+import type { AgentConfig } from "./config.js";
+
+/** Advertisements stay on the server-facing segment. */
+const MULTICAST_TTL = 1;
+
+interface Destination {
+  address: string;
+  port: number;
+  socket: Socket;
+}
+
+export class Sender {
+  private seq: number;
+  private readonly sockets: Socket[] = [];
+  private readonly destinations: Destination[] = [];
+  /** Destinations whose last send failed, with the error shown, so each failure is logged once. */
+  private readonly failing = new Map<string, string>();
+  sent = 0;
+  sendErrors = 0;
+
+  private constructor(
+    private readonly config: AgentConfig,
+    private readonly log: (line: string) => void,
+    private readonly now: () => number,
+  ) {
+    this.seq = now();
+  }
+
+  static async open(config: AgentConfig, log: (line: string) => void, now: () => number = Date.now): Promise<Sender> {
+    const s = new Sender(config, log, now);
+    const targets = [config.group, ...config.unicast];
+    for (const family of [4, 6] as const) {
+      const mine = targets.filter((a) => isIP(a) === family);
+      if (mine.length === 0) continue;
+      const socket = createSocket(family === 4 ? "udp4" : "udp6");
+      s.sockets.push(socket);
+      socket.on("error", (e) => log(`udp${family} socket: ${e.message}`));
+      const bindAddress = config.interface !== undefined && isIP(config.interface) === family ? config.interface : undefined;
+      await new Promise<void>((ok, fail) => {
+        socket.once("error", fail);
+        socket.bind({ port: 0, address: bindAddress, exclusive: true }, () => {
+          socket.off("error", fail);
+          ok();
+        });
+      });
+      socket.setMulticastTTL(MULTICAST_TTL);
+      if (bindAddress !== undefined) socket.setMulticastInterface(bindAddress);
+      for (const address of mine) s.destinations.push({ address, port: config.port, socket });
+    }
+    return s;
+  }
+
+  /** Signs `msg` with the next sequence number and sends it everywhere. Resolves when every send has finished. */
+  async send(msg: Message): Promise<void> {
+    const seq = this.seq++;
+    const bytes = encode(msg, this.config.key, seq, this.now(), this.config.id);
+    await Promise.all(this.destinations.map((d) => this.sendTo(d, bytes)));
+    this.sent++;
+  }
+
+  private sendTo(d: Destination, bytes: Uint8Array): Promise<void> {
+    const where = `${d.address}:${d.port}`;
+    return new Promise((done) => {
+      d.socket.send(bytes, d.port, d.address, (e) => {
+        if (e) {
+          this.sendErrors++;
+          if (this.failing.get(where) !== e.message) this.log(`send to ${where} failed: ${e.message}`);
+          this.failing.set(where, e.message);
+        } else if (this.failing.delete(where)) {
+          this.log(`send to ${where} works again`);
+        }
+        done();
+      });
+    });
+  }
+
+  close(): void {
+    for (const s of this.sockets) s.close();
+  }
+}
