@@ -84,6 +84,7 @@ export const PUNT_ARP = 1; // ARP for a VIP that answers ARP, or for one of our 
 export const PUNT_ND = 2; // IPv6 neighbour solicitation for such an address
 export const PUNT_LOCAL = 3; // IP packet addressed to the appliance itself
 export const PUNT_ICMP_VIP = 4; // ICMP/ICMPv6 echo to a VIP: the host answers
+export const PUNT_DISCOVERY = 5; // UDP to the advertisement group or to our own address, at the discovery port
 
 // ---- config copy: header, then ports, service index, services, backends, Maglev tables --------
 export const CFG_HEADER_SIZE = 256;
@@ -98,6 +99,8 @@ export const CFG_MAGLEV_SIZE = 28; // M, prime
 export const CFG_NUM_SERVICES = 32; // records in use (index keys are built from these)
 export const CFG_RULES = 36; // absolute address of the flow-rule records (FR_*), in priority order
 export const CFG_NUM_RULES = 40; // rules in use, at most MAX_FLOW_RULES
+export const CFG_DISC_GROUP4 = 44; // u32 raw: IPv4 group service advertisements are sent to (0: none)
+export const CFG_DISC_PORT = 48; // u16 raw: their UDP port; 0 = discovery off, nothing punted for it
 export const CFG_LOCAL4 = 64; // up to 8 appliance IPv4 addresses (u32 raw), 0 = unused
 export const CFG_LOCAL4_MAX = 8;
 export const CFG_TIMEOUTS = 128; // u32 milliseconds each, below

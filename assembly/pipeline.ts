@@ -13,7 +13,7 @@ import {
   MODE_NAT, SC_PACKETS, SC_BYTES, SC_NEW_FLOWS, SC_DROPS, BC_PACKETS, BC_BYTES, BC_NEW_FLOWS,
   BC_FLOWS_LOST, C_FLOW_INSERTS, C_FLOW_INSERT_FAILED, C_FLOW_EXPIRED, C_RESELECTED,
   C_STATELESS, C_FLOW_REUSED, SIXK_VIP, SIXK_LOCAL, SIXK_VIP_ARP, CFGF_NOVIP_FORWARD, PORT_PEER, PUNT_ARP,
-  PUNT_ND, PUNT_LOCAL, PUNT_ICMP_VIP, DR_BAD_PORT, DR_NO_VIP, DR_NO_SERVICE, DR_NO_BACKEND,
+  PUNT_ND, PUNT_LOCAL, PUNT_ICMP_VIP, PUNT_DISCOVERY, DR_BAD_PORT, DR_NO_VIP, DR_NO_SERVICE, DR_NO_BACKEND,
   DR_FLOW_TABLE_FULL, DR_FRAGMENT_TO_VIP, DR_BACKEND_DOWN, CB_SINK, SCR_NAT_KEY, DR_NO_HEADROOM,
   MODE_TUNNEL, FV_RULE, FV_PACKETS_MASK, MAX_FLOW_RULES, FR_SIZE, FR_FAMILY, FR_PROTO,
   FR_PREFIX_LEN, FR_PORT, FR_BACKEND, FR_IDLE_MS, FR_SOURCE, FR_VIP,
@@ -25,7 +25,7 @@ import {
 } from "./meta";
 import {
   meta, rxRing, now, timeouts, services, backends, maglevSize, cfgFlags, numServices, scratch,
-  beginBatch, cb, rules, numRules,
+  beginBatch, cb, rules, numRules, discGroup4, discPort,
 } from "./state";
 import { parse } from "./parse";
 import { flowHash, touch, lookup, insert, remove, expired, sweep } from "./flow-table";
@@ -372,6 +372,10 @@ function notService(m: usize, v6: bool): void {
         return toPunt(m, PUNT_ND);
       }
     }
+  }
+  if (discPort && proto == IPPROTO_UDP && dstPort(m, v6) == discPort &&
+      ((!v6 && load<u32>(dst) == discGroup4) || hasAddress(SIXK_LOCAL, fam, dst))) {
+    return toPunt(m, PUNT_DISCOVERY);
   }
   if (hasAddress(SIXK_LOCAL, fam, dst)) return toPunt(m, PUNT_LOCAL);
   if (hasAddress(SIXK_VIP, fam, dst)) {

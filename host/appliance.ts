@@ -5,6 +5,7 @@
 //
 //   board ports --frames--> engine pool --tx--> board ports
 //                                       --punt--> responder (ARP, ND, pings) --> neighbours
+//                                       --punt--> discovery registry (advertised end systems)
 //   config file --(boot, SIGHUP)--> effective config <-- neighbours, health checks --> engines
 import { readFile, writeFile, rename } from "node:fs/promises";
 import { availableParallelism } from "node:os";
@@ -16,11 +17,16 @@ import { EnginePool } from "./engine/pool.js";
 import { readFlows, subtractCounters, type CounterSnapshot, type FlowFilter, type FlowRow } from "./engine/index.js";
 import { Neighbors, type NeighborSource } from "./net/neighbors.js";
 import { Responder } from "./net/responder.js";
-import { formatMac } from "./net/frame.js";
+import { formatMac, parseIP } from "./net/frame.js";
 import { HealthMonitor, type CheckSpec } from "./health/index.js";
 import { BoxEvents, FLOW_TABLE_HIGH_PERCENT, type BoxView } from "./observe.js";
 import { VERSION } from "./version.js";
 import { Monitoring } from "./monitoring.js";
+import * as L from "../assembly/layout.js";
+import { Registry } from "./discovery/registry.js";
+import { canonical } from "./net/neighbors.js";
+import { RANGE } from "./config/validate.js";
+import type { Backend, Service } from "./config/schema.js";
 
 export interface ApplianceOptions {
   /** The configuration file: the truth when there is no flash; re-read on SIGHUP (reload()). */
@@ -61,6 +67,8 @@ export class Appliance {
   private pool!: EnginePool;
   private neighbors!: Neighbors;
   private responder!: Responder;
+  /** End systems learnt from advertisements; undefined while the configuration has no discovery. */
+  private registry?: Registry;
   private readonly health: HealthMonitor;
   private statusTimer?: NodeJS.Timeout;
   private watchTimer?: NodeJS.Timeout;
@@ -131,7 +139,10 @@ export class Appliance {
     this.responder = new Responder((port, f) => this.sendOn(port, f), this.neighbors, c);
     this.pool = await EnginePool.create(this.effective(), engines, {
       tx: (port, frame) => this.sendOn(port, frame),
-      punt: (port, reason, frame) => this.responder.handle(port, reason, frame.slice()),
+      punt: (port, reason, frame) => {
+        if (reason === L.PUNT_DISCOVERY) this.registry?.handle(frame.slice());
+        else this.responder.handle(port, reason, frame.slice());
+      },
     });
     this.board.ports.forEach((p, i) => p.start((frames) => this.pool.dispatch(i, frames)));
     this.health.onChange((c) => {
@@ -159,17 +170,14 @@ export class Appliance {
   /** Neighbours to resolve and checks to run, from the configuration. */
   private configureControlPlane(): void {
     const c = this.config;
-    const source = (port: number): NeighborSource => {
-      const p = c.ports[port];
-      return { port, mac: p.mac, ipv4: p.ipv4?.text, ipv6: p.ipv6?.text };
-    };
-    const wanted: { ip: string; source: NeighborSource }[] = [];
-    for (const b of c.backends) if (!b.mac) wanted.push({ ip: b.address.text, source: source(b.via) });
-    for (const p of c.ports) {
-      if (p.gateway && !p.gatewayMac) wanted.push({ ip: p.gateway.text, source: source(p.index) });
-      if (p.gateway6 && !p.gatewayMac) wanted.push({ ip: p.gateway6.text, source: source(p.index) });
+    if (c.discovery) {
+      if (this.registry) this.registry.update(c.discovery);
+      else this.registry = new Registry(c.discovery, { onChange: () => this.discoveryChanged(), log: this.log });
+    } else if (this.registry) {
+      this.registry.stop();
+      this.registry = undefined;
     }
-    this.neighbors.want(wanted);
+    this.wantNeighbors();
     const checks = new Map<string, CheckSpec>();
     for (const b of c.backends) {
       if (!b.check) continue;
@@ -180,20 +188,83 @@ export class Appliance {
     this.responder.update(c);
   }
 
-  /** The configuration refined by what the box knows: MACs learnt, backends failing their checks. */
+  /** Neighbours to resolve: gateways and backends, configured and advertised, without a MAC. */
+  private wantNeighbors(): void {
+    const c = this.config;
+    const source = (port: number): NeighborSource => {
+      const p = c.ports[port];
+      return { port, mac: p.mac, ipv4: p.ipv4?.text, ipv6: p.ipv6?.text };
+    };
+    const wanted: { ip: string; source: NeighborSource }[] = [];
+    for (const b of [...c.backends, ...this.advertisedBackends()]) if (!b.mac) wanted.push({ ip: b.address.text, source: source(b.via) });
+    for (const p of c.ports) {
+      if (p.gateway && !p.gatewayMac) wanted.push({ ip: p.gateway.text, source: source(p.index) });
+      if (p.gateway6 && !p.gatewayMac) wanted.push({ ip: p.gateway6.text, source: source(p.index) });
+    }
+    this.neighbors.want(wanted);
+  }
+
+  /** An end system appeared, changed or went silent: resolve its address and re-apply. */
+  private discoveryChanged(): void {
+    this.wantNeighbors();
+    this.reapplySoon();
+  }
+
+  /**
+   * Advertised end systems as backends on the discovery port: a configured backend of the same
+   * name wins, and no more are taken than the data plane has backend slots for.
+   */
+  private advertisedBackends(): (Backend & { offers: { vip: string; protocol: number; port: number; weight: number }[] })[] {
+    const c = this.config;
+    if (!this.registry || !c.discovery) return [];
+    const statics = new Set(c.backends.map((b) => b.name));
+    const room = Math.max(0, c.sizes.maxBackends - c.backends.length);
+    const via = c.discovery.via;
+    return this.registry.backends()
+      .filter((b) => !statics.has(b.name))
+      .slice(0, room)
+      .map((b) => {
+        const ip = parseAddress(b.address);
+        return { name: b.name, address: ip, via, natPort: 0, state: b.state, offers: b.services };
+      });
+  }
+
+  /** Discovery's view: end systems, counters of accepted and refused datagrams. */
+  discovery(): { endSystems: ReturnType<Registry["endSystems"]>; stats: ReturnType<Registry["stats"]> } | undefined {
+    return this.registry && { endSystems: this.registry.endSystems(), stats: this.registry.stats() };
+  }
+
+  /**
+   * The configuration refined by what the box knows: MACs learnt, backends failing their checks,
+   * and advertised end systems as backends and members of the services they advertise.
+   */
   effective(): Config {
     const c = this.config;
+    const advertised = this.advertisedBackends();
+    const protocolNumber = { tcp: 6, udp: 17 } as const;
+    const members = (s: Service): Service["backends"] => {
+      const vip = canonical(s.vip.text);
+      const extra = advertised.flatMap((b) => b.offers
+        .filter((o) => o.vip === vip && o.protocol === protocolNumber[s.protocol] && o.port === s.port)
+        .slice(0, 1)
+        .map((o) => ({ name: b.name, weight: Math.min(o.weight, RANGE.weight[1]) })));
+      return extra.length ? [...s.backends, ...extra] : s.backends;
+    };
     return {
       ...c,
+      services: c.services.map((s) => ({ ...s, backends: members(s) })),
       ports: c.ports.map((p) => ({
         ...p,
         gatewayMac: p.gatewayMac ?? (p.gateway && this.neighbors?.mac(p.gateway.text)) ?? (p.gateway6 && this.neighbors?.mac(p.gateway6.text)) ?? undefined,
       })),
-      backends: c.backends.map((b) => ({
-        ...b,
-        mac: b.mac ?? this.neighbors?.mac(b.address.text),
-        state: this.health.status(b.name)?.state === "down" ? "down" : b.state,
-      })),
+      backends: [
+        ...c.backends.map((b) => ({
+          ...b,
+          mac: b.mac ?? this.neighbors?.mac(b.address.text),
+          state: this.health.status(b.name)?.state === "down" ? "down" : b.state,
+        })),
+        ...advertised.map(({ offers: _, ...b }) => ({ ...b, mac: this.neighbors?.mac(b.address.text) })),
+      ],
     };
   }
 
@@ -405,10 +476,16 @@ export class Appliance {
     await this.monitoring?.stop();
     clearTimeout(this.reapplyTimer);
     this.health.stop();
+    this.registry?.stop();
     this.neighbors?.stop();
     await this.pool?.stop();
     await this.board.close();
   }
+}
+
+function parseAddress(text: string): Backend["address"] {
+  const a = parseIP(text);
+  return { family: a.family, bytes: a.bytes, text };
 }
 
 async function openBoard(config: Config): Promise<Board> {

@@ -7,7 +7,7 @@
 // out of the longest common order show as removed and added again: applying the lines still
 // gives the new order, and the output is empty only when the two are the same.
 import type { ConfigInput } from "./schema.js";
-import { CONFIG_TREE, entries, isObj, normalizeInput, type SchemaNode } from "./tree.js";
+import { CONFIG_TREE, entries, keyOf, isObj, normalizeInput, type SchemaNode } from "./tree.js";
 import { entryWords, formatCommand, setWords } from "./set-form.js";
 
 export function compare(a: ConfigInput, b: ConfigInput): string[] {
@@ -47,11 +47,11 @@ function diffNode(node: SchemaNode, a: unknown, b: unknown, prefix: string[], ou
     case "list": {
       const ae = entries(a);
       const be = entries(b);
-      merge(ae.map((e) => String(e.name)), be.map((e) => String(e.name)), {
+      merge(ae.map((e) => String(keyOf(node, e))), be.map((e) => String(keyOf(node, e))), {
         onlyA: (i) => removed(out, entryWords(node, ae[i], prefix)),
         onlyB: (j) => added(out, entryWords(node, be[j], prefix)),
         both: (i, j) => {
-          const at = [...prefix, node.word, node.keyType.format(ae[i].name)];
+          const at = [...prefix, node.word, node.keyType.format(keyOf(node, ae[i]))];
           for (const c of node.children) diffNode(c, ae[i][c.key], be[j][c.key], at, out);
         },
       });

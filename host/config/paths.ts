@@ -11,7 +11,7 @@
 // live in their own files and are exported from here too.
 import type { ConfigInput } from "./schema.js";
 import {
-  CONFIG_TREE, entries, isObj, childByWord, secret, emptyConfig, normalizeInput,
+  CONFIG_TREE, entries, isObj, keyOf, childByWord, secret, emptyConfig, normalizeInput,
   type Completion, type ContainerNode, type ListNode, type Obj, type SchemaNode, type ValueType,
 } from "./tree.js";
 import { tokenize } from "./set-form.js";
@@ -29,8 +29,8 @@ interface Step {
   node: SchemaNode;
   /** Index of the node's own word. */
   at: number;
-  /** A list's entry name. */
-  key?: string;
+  /** A list's entry name (or key value, for lists keyed by another field). */
+  key?: string | number;
   /** A leaf's or leaf-list's value. */
   value?: unknown;
 }
@@ -60,7 +60,7 @@ function parse(words: readonly string[]): Parsed {
     if (node.kind === "list") {
       const key = node.keyType.parse(words[i]);
       if (key === undefined) return fail(i, `bad ${node.noun} name "${words[i]}": expected ${node.keyType.expected}`);
-      step.key = key as string;
+      step.key = key as string | number;
       at = node;
       continue;
     }
@@ -123,12 +123,12 @@ export function setPath(input: ConfigInput, words: readonly string[]): PathResul
 }
 
 /** The entry named `key` of a list (created at the end if missing, a bare-name entry made an object). */
-function entryFor(parent: Obj, node: ListNode, key: string): Obj {
+function entryFor(parent: Obj, node: ListNode, key: string | number): Obj {
   if (!Array.isArray(parent[node.key])) parent[node.key] = [];
   const list = parent[node.key] as unknown[];
-  const i = list.findIndex((e) => (typeof e === "string" ? e : isObj(e) ? e.name : undefined) === key);
+  const i = list.findIndex((e) => (typeof e === "string" ? e : isObj(e) ? keyOf(node, e) : undefined) === key);
   if (i < 0) {
-    const entry = { name: key };
+    const entry = { [node.keyField ?? "name"]: key };
     list.push(entry);
     return entry;
   }
@@ -164,9 +164,9 @@ export function deletePath(input: ConfigInput, words: readonly string[]): PathRe
     if (node.kind === "list") {
       if (step.key === undefined) break;
       const list = v as unknown[];
-      const i = list.findIndex((e) => (typeof e === "string" ? e : isObj(e) ? e.name : undefined) === step.key);
+      const i = list.findIndex((e) => (typeof e === "string" ? e : isObj(e) ? keyOf(node, e) : undefined) === step.key);
       if (i < 0) {
-        const names = entries(list).map((e) => String(e.name));
+        const names = entries(list).map((e) => String(keyOf(node, e)));
         return fail(step.at + 1, `no ${node.noun} "${step.key}": expected one of ${names.join(", ")}`);
       }
       if (last) {
@@ -229,7 +229,8 @@ export function completions(input: ConfigInput, words: readonly string[], partia
   let here: unknown = input;
   for (const step of p.steps) {
     const v = isObj(here) ? here[step.node.key] : undefined;
-    here = step.node.kind === "list" && step.key !== undefined ? entries(v).find((e) => e.name === step.key) : v;
+    const n = step.node;
+    here = n.kind === "list" && step.key !== undefined ? entries(v).find((e) => keyOf(n, e) === step.key) : v;
   }
   const last = p.steps[p.steps.length - 1];
   const out: Completion[] = [];
@@ -251,9 +252,9 @@ export function completions(input: ConfigInput, words: readonly string[], partia
     if (last.key !== undefined) children(node, here);
     else {
       const existing = entries(here);
-      for (const e of existing) offer({ word: String(e.name), help: node.summary?.(e) || `existing ${node.noun}` });
+      for (const e of existing) offer({ word: node.keyType.format(keyOf(node, e)), help: node.summary?.(e) || `existing ${node.noun}` });
       if (!del) {
-        const names = new Set(existing.map((e) => e.name));
+        const names = new Set(existing.map((e) => node.keyType.format(keyOf(node, e))));
         typeValues(node.keyType, input, partial).filter((c) => !names.has(c.word)).forEach(offer);
         if (!node.keyType.closed) offer({ word: node.keyType.placeholder, help: `new ${node.noun}: ${node.keyType.help}` });
       }

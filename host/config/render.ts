@@ -3,7 +3,7 @@
 // fits 80 columns, else one line per value. Values are quoted as in the set form; a secret that
 // is not a hash is never printed (see tree.ts).
 import type { ConfigInput } from "./schema.js";
-import { CONFIG_TREE, childByWord, entries, isObj, normalizeInput, type ContainerNode, type ListNode, type SchemaNode } from "./tree.js";
+import { CONFIG_TREE, childByWord, entries, keyOf, isObj, normalizeInput, type ContainerNode, type ListNode, type SchemaNode } from "./tree.js";
 import { quote } from "./set-form.js";
 
 const INDENT = "    ";
@@ -22,7 +22,7 @@ export function renderConfig(input: ConfigInput, path: readonly string[] = []): 
     const w = path[i];
     if (node.kind === "list" && !entryOf) {
       const list: ListNode = node;
-      value = entries(value).find((e) => list.keyType.format(e.name) === w);
+      value = entries(value).find((e) => list.keyType.format(keyOf(list, e)) === w);
       if (value === undefined) return "";
       entryOf = node;
       continue;
@@ -57,7 +57,7 @@ function children(node: ContainerNode | ListNode, v: Record<string, unknown>, in
 
 function entry(node: ListNode, e: Record<string, unknown>, indent: string): string[] {
   const inner = children(node, e, indent + INDENT);
-  const key = quote(node.keyType.format(e.name));
+  const key = quote(node.keyType.format(keyOf(node, e)));
   return inner.length ? [`${indent}${key} {`, ...inner, `${indent}}`] : [`${indent}${key};`];
 }
 

@@ -40,7 +40,38 @@ export interface ConfigInput {
   telemetry?: TelemetryInput;
   /** The SNMP agent (v2c, v3) and its notifications. Absent: no agent. */
   snmp?: SnmpInput;
+  /** Backends learnt from service advertisements (docs/advertisement-protocol.md). Absent: none. */
+  discovery?: DiscoveryInput;
 }
+
+/** Service advertisements as written. Key secrets are passwords: never echoed in errors or shown. */
+export interface DiscoveryInput {
+  /** Keys advertisements may be signed with; id 1-65535, secret in hex or base64, 16 bytes or more. */
+  keys: { id: number; secret: string }[];
+  /** IPv4 group the end systems send to (default 239.255.77.77). */
+  group?: string;
+  /** UDP port (default 7777). */
+  port?: number;
+  /** Silent intervals before an end system is down (default 3). */
+  missedIntervals?: number;
+  /** The server-facing port the end systems are on (default: the first port with backends, else the second port). */
+  via?: string;
+}
+
+export interface DiscoveryConfig {
+  keys: { id: number; secret: Uint8Array }[];
+  group: Address;
+  port: number;
+  missedIntervals: number;
+  /** Port index. */
+  via: number;
+}
+
+export const DISCOVERY_DEFAULTS = {
+  group: "239.255.77.77",
+  port: 7777,
+  missedIntervals: 3,
+};
 
 /** A console / management login. Only the hash is ever stored: `scrypt$N$r$p$<salt>$<hash>` (base64). */
 export interface UserInput {
@@ -273,6 +304,8 @@ export interface Config {
   telemetry: TelemetryConfig;
   /** Undefined when the configuration has no snmp section: no agent runs. */
   snmp?: SnmpConfig;
+  /** Undefined when the configuration has no discovery section: nothing is learnt. */
+  discovery?: DiscoveryConfig;
 }
 
 export const DEFAULT_TIMEOUTS: Timeouts = {

@@ -3,7 +3,7 @@
 // Words holding spaces, quotes or control characters are written as JSON strings, which the
 // tokenizer reads back, so any value survives the trip through text.
 import type { ConfigInput } from "./schema.js";
-import { CONFIG_TREE, entries, isObj, type SchemaNode } from "./tree.js";
+import { CONFIG_TREE, entries, isObj, keyOf, type SchemaNode } from "./tree.js";
 
 const PLAIN = /^[^\s"'\\;{}[\]#\x00-\x1f\x7f]+$/;
 
@@ -64,7 +64,7 @@ export function setWords(node: SchemaNode, v: unknown, prefix: string[]): string
 
 /** The word paths of one list entry: its leaves, or the bare entry when nothing is set under it. */
 export function entryWords(node: SchemaNode & { kind: "list" }, e: Record<string, unknown>, prefix: string[]): string[][] {
-  const at = [...prefix, node.word, node.keyType.format(e.name)];
+  const at = [...prefix, node.word, node.keyType.format(keyOf(node, e))];
   const lines = node.children.flatMap((c) => setWords(c, e[c.key], at));
   return lines.length ? lines : [at];
 }

@@ -15,6 +15,9 @@ import { TELEMETRY_RANGE, MQTT_URL_FORM, MQTT_TEXT_FORM, FILE_PATH_FORM, isMqttU
 import {
   SNMP_RANGE, SNMP_COMMUNITY_FORM, SNMP_KEY_FORM, SNMP_TEXT_FORM, SNMP_LISTEN_FORM, isSnmpCommunity, isSnmpKey, isSnmpText, isListenAddress,
 } from "./validate.js";
+import {
+  DISCOVERY_RANGE, DISCOVERY_SECRET_FORM, DISCOVERY_GROUP_FORM, parseDiscoverySecret, isMulticastGroup4,
+} from "./validate.js";
 import { DEFAULT_TIMEOUTS, type ConfigInput } from "./schema.js";
 
 /** A word the console can offer, with its one-line help. */
@@ -59,8 +62,10 @@ export interface ContainerNode extends NodeBase {
 /** A JSON array of objects keyed by `name`; the console addresses an entry by its name. */
 export interface ListNode extends NodeBase {
   kind: "list";
-  /** The type of the `name` key. */
+  /** The type of the key field. */
   keyType: ValueType;
+  /** The field entries are keyed by (default `name`; discovery keys: `id`). */
+  keyField?: string;
   /** Noun for one entry, used in messages ("service"). */
   noun: string;
   children: SchemaNode[];
@@ -348,6 +353,26 @@ const snmp = container("snmp", "SNMP agent (v2c read-only, v3 authPriv) and noti
   leaf("flowTableThreshold", int(...SNMP_RANGE.threshold, "<percent>", " percent"), "flow-table use that raises a notification (default 90)"),
 ]);
 
+/** A discovery key's secret: taken as typed, never printed (like an SNMP key). */
+export const discoverySecret: ValueType = {
+  ...text("<secret>", "secret of 16 bytes or more in hex or base64 (never shown)", DISCOVERY_SECRET_FORM, (w) => w !== SNMP_KEY_MASK && parseDiscoverySecret(w) !== undefined),
+  format: () => SNMP_KEY_MASK,
+};
+
+const discovery = container("discovery", "backends learnt from service advertisements (absent: none)", [
+  list("keys", "keys advertisements are signed with (every one is accepted)", {
+    noun: "discovery key",
+    keyType: int(...DISCOVERY_RANGE.keyId, "<key-id>"),
+    keyField: "id",
+    summary: () => "HMAC-SHA256 key",
+    children: [leaf("secret", discoverySecret, "the key's secret")],
+  }),
+  leaf("group", text("<group>", "IPv4 multicast group", DISCOVERY_GROUP_FORM, isMulticastGroup4), "group the end systems advertise to (default 239.255.77.77)"),
+  leaf("port", tcpPort, "UDP port of advertisements (default 7777)"),
+  leaf("missedIntervals", int(...DISCOVERY_RANGE.missedIntervals), "silent intervals before an end system is down (default 3)"),
+  leaf("via", reference("ports", "port"), "port the end systems are on (default: the first port with backends)"),
+]);
+
 /** The root: every path of ConfigInput, in the order of the schema. */
 export const CONFIG_TREE: ContainerNode = container("", "the configuration", [
   container("system", "identity, time and logins of the appliance", [
@@ -447,6 +472,7 @@ export const CONFIG_TREE: ContainerNode = container("", "the configuration", [
   flowRules,
   telemetry,
   snmp,
+  discovery,
 ]);
 
 // ---- reading ConfigInput through the tree ----------------------------------------------------
@@ -461,6 +487,11 @@ export function isObj(v: unknown): v is Obj {
 export function entries(v: unknown): Obj[] {
   if (!Array.isArray(v)) return [];
   return v.flatMap((e): Obj[] => (typeof e === "string" ? [{ name: e }] : isObj(e) ? [e] : []));
+}
+
+/** The value an entry of a list is addressed by (its `name`, or the list's keyField). */
+export function keyOf(node: ListNode, e: Obj): unknown {
+  return e[node.keyField ?? "name"];
 }
 
 export function childByWord(node: ContainerNode | ListNode, word: string): SchemaNode | undefined {
@@ -481,7 +512,7 @@ export function normalizeNode(node: SchemaNode, v: unknown): unknown {
       return Object.keys(out).length ? out : undefined;
     }
     case "list": {
-      const out = entries(v).map((e) => ({ name: e.name, ...normalizeChildren(node.children, e) }));
+      const out = entries(v).map((e) => ({ [node.keyField ?? "name"]: keyOf(node, e), ...normalizeChildren(node.children, e) }));
       return out.length || node.always ? out : undefined;
     }
   }

@@ -10,6 +10,7 @@ import {
 } from "./schema.js";
 import { type TelemetryConfig, TELEMETRY_DEFAULTS } from "./schema.js";
 import { type SnmpConfig, type SnmpNotify, type SnmpUser, SNMP_DEFAULTS } from "./schema.js";
+import { type DiscoveryConfig, DISCOVERY_DEFAULTS } from "./schema.js";
 
 export interface ConfigError {
   path: string;
@@ -210,7 +211,7 @@ class Checker {
 
 export function validate(input: unknown): Validation {
   const c = new Checker();
-  const root = c.object("config", input, ["system", "management", "ports", "dataplane", "backends", "services", "flowRules", "telemetry", "snmp"]);
+  const root = c.object("config", input, ["system", "management", "ports", "dataplane", "backends", "services", "flowRules", "telemetry", "snmp", "discovery"]);
   if (!root) return { ok: false, errors: c.errors };
 
   const system = root.system === undefined ? {} : c.object("system", root.system, ["hostname", "timezone", "ntp", "users"]) ?? {};
@@ -418,9 +419,10 @@ export function validate(input: unknown): Validation {
   const flowRules = flowRulesSection(c, root.flowRules, beByName, services);
   const telemetry = telemetrySection(c, root.telemetry);
   const snmp = root.snmp === undefined ? undefined : snmpSection(c, root.snmp);
+  const discovery = root.discovery === undefined ? undefined : discoverySection(c, root.discovery, ports, backends);
 
   if (c.errors.length) return { ok: false, errors: c.errors };
-  return { ok: true, config: { hostname, timezone, ntp, users, management, ports, sizes, timeouts, noVip, backends, services, flowRules, telemetry, snmp } };
+  return { ok: true, config: { hostname, timezone, ntp, users, management, ports, sizes, timeouts, noVip, backends, services, flowRules, telemetry, snmp, discovery } };
 }
 
 // ---- flow rules ------------------------------------------------------------------------------
@@ -744,6 +746,72 @@ function snmpSection(c: Checker, v: unknown): SnmpConfig {
     notify,
     flowTableThreshold: c.int("snmp.flowTableThreshold", s.flowTableThreshold, D.flowTableThreshold, ...SNMP_RANGE.threshold) ?? D.flowTableThreshold,
   };
+}
+
+// ---- discovery -----------------------------------------------------------------------------
+
+export const DISCOVERY_RANGE = {
+  keyId: [1, 65535],
+  missedIntervals: [1, 100],
+} as const satisfies Record<string, readonly [number, number]>;
+/** Shortest key secret: an HMAC-SHA256 key under 16 bytes is guessable offline from one datagram. */
+export const DISCOVERY_SECRET_MIN_BYTES = 16;
+export const DISCOVERY_SECRET_FORM = `a secret of ${DISCOVERY_SECRET_MIN_BYTES} bytes or more, in hex or base64`;
+export const DISCOVERY_GROUP_FORM = "an IPv4 multicast group address (224.0.0.0/4)";
+
+/** A key secret's bytes: hex (an even number of hex digits) or strict base64; undefined if neither or too short. */
+export function parseDiscoverySecret(text: string): Uint8Array | undefined {
+  let b: Buffer | undefined;
+  if (/^([0-9a-fA-F]{2})+$/.test(text)) b = Buffer.from(text, "hex");
+  else if (/^[A-Za-z0-9+/]+={0,2}$/.test(text)) b = base64(text);
+  return b && b.length >= DISCOVERY_SECRET_MIN_BYTES ? new Uint8Array(b) : undefined;
+}
+
+export function isMulticastGroup4(text: string): boolean {
+  try {
+    const a = parseIP(text);
+    return a.family === 4 && (a.bytes[0] & 0xf0) === 0xe0;
+  } catch {
+    return false;
+  }
+}
+
+function discoverySection(c: Checker, v: unknown, ports: Port[], backends: Backend[]): DiscoveryConfig | undefined {
+  const D = DISCOVERY_DEFAULTS;
+  const d = c.object("discovery", v, ["keys", "group", "port", "missedIntervals", "via"]);
+  if (!d) return undefined;
+  const keys: DiscoveryConfig["keys"] = [];
+  const ids = new Set<number>();
+  const list = c.array("discovery.keys", d.keys) ?? [];
+  if (d.keys === undefined || list.length === 0) c.fail("discovery.keys", d.keys, "a list of one or more keys { id, secret }");
+  list.forEach((e, i) => {
+    const path = `discovery.keys[${i}]`;
+    const o = c.object(path, e, ["id", "secret"]);
+    if (!o) return;
+    const id = c.int(`${path}.id`, o.id, undefined, ...DISCOVERY_RANGE.keyId);
+    if (id !== undefined && ids.has(id)) c.fail(`${path}.id`, id, "an id no other key has");
+    if (id !== undefined) ids.add(id);
+    // a secret is a password: errors show "(hidden)", never the value
+    const secret = typeof o.secret === "string" ? parseDiscoverySecret(o.secret) : undefined;
+    if (!secret) c.fail(`${path}.secret`, o.secret === undefined ? undefined : "(hidden)", DISCOVERY_SECRET_FORM);
+    if (id !== undefined && secret) keys.push({ id, secret });
+  });
+  let group: Address | undefined = { family: 4, bytes: parseIP(D.group).bytes, text: D.group };
+  if (d.group !== undefined) {
+    group = typeof d.group === "string" && isMulticastGroup4(d.group) ? { family: 4, bytes: parseIP(d.group).bytes, text: d.group } : c.fail("discovery.group", d.group, DISCOVERY_GROUP_FORM);
+  }
+  const port = c.int("discovery.port", d.port, D.port, ...RANGE.port);
+  const missedIntervals = c.int("discovery.missedIntervals", d.missedIntervals, D.missedIntervals, ...DISCOVERY_RANGE.missedIntervals);
+  let via: number | undefined;
+  if (d.via !== undefined) {
+    via = ports.find((p) => p.name === d.via)?.index;
+    if (via === undefined) c.fail("discovery.via", d.via, `the name of a port (${ports.map((p) => p.name).join(", ")})`);
+  } else {
+    via = ports.find((p) => backends.some((b) => b.via === p.index))?.index ?? ports[1]?.index ?? ports[0]?.index;
+    if (via === undefined) c.fail("discovery.via", undefined, "a port the end systems are on (no port defined)");
+  }
+  if (!group || port === undefined || missedIntervals === undefined || via === undefined) return undefined;
+  return { keys, group, port, missedIntervals, via };
 }
 
 /** Validates or throws one Error listing every problem: for tools that cannot go on without a config. */

@@ -114,6 +114,10 @@ export function writeConfigCopy(
   dv.setUint32(L.CFG_RULES, abs(cl.rules), true);
   const rules = config.flowRules.slice(0, L.MAX_FLOW_RULES);
   dv.setUint32(L.CFG_NUM_RULES, rules.length, true);
+  if (config.discovery) {
+    u8.set(config.discovery.group.bytes, L.CFG_DISC_GROUP4);
+    dv.setUint16(L.CFG_DISC_PORT, config.discovery.port, false); // raw, as the engine loads packet ports
+  }
   rules.forEach((rule, i) => writeRule(u8, dv, cl.rules + i * L.FR_SIZE, rule, slots));
   const t = config.timeouts;
   const ms = (s: number): number => s * 1000;

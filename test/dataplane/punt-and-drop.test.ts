@@ -45,6 +45,20 @@ test("punt: packets for the appliance's own addresses go to the host", async () 
   fx.expectPunt("client", tcp6Frame({ srcMac: ROUTER_MAC, dstMac: CLIENT_PORT_MAC, src: CLIENT6, dst: CLIENT_PORT_IP6, sport: 40000, dport: 22, flags: SYN }), "local");
 });
 
+test("punt: a UDP datagram to the discovery group or to the appliance at the discovery port goes to the host as discovery; other ports of the group do not", async () => {
+  const secret = "00112233445566778899aabbccddeeff";
+  const fx = await Fixture.create("punt-discovery", labConfig([svc("dsr")], { dataplane: { noVip: "drop" }, discovery: { keys: [{ id: 1, secret }] } }));
+  const GROUP_MAC = "01:00:5e:7f:4d:4d";
+  const to = (dst: string, dstMac: string, dport: number): Uint8Array =>
+    udp4Frame({ srcMac: "02:00:00:00:02:11", dstMac, src: "10.0.2.11", dst, sport: 40000, dport, payload: new Uint8Array(40) });
+  fx.expectPunt("server", to("239.255.77.77", GROUP_MAC, 7777), "discovery");
+  fx.expectPunt("server", to("10.0.2.1", "02:00:00:00:02:01", 7777), "discovery");
+  fx.expectDrop("server", to("239.255.77.77", GROUP_MAC, 7778), "no_vip");
+  fx.expectPunt("server", to("10.0.2.1", "02:00:00:00:02:01", 7778), "local");
+  const off = await Fixture.create("punt-discovery-off", labConfig([svc("dsr")], { dataplane: { noVip: "drop" } }));
+  off.expectDrop("server", to("239.255.77.77", GROUP_MAC, 7777), "no_vip");
+});
+
 test("punt: a ping to a VIP goes to the host, which answers it", async () => {
   const fx = await Fixture.create("punt-icmp", labConfig([svc("dsr")]));
   const ping = ethernet({ dst: CLIENT_PORT_MAC, src: ROUTER_MAC, etherType: ETHERTYPE_IPV4, payload: ipv4({ src: CLIENT, dst: VIP, protocol: 1, payload: icmpv4({ type: 8, rest: 0x12340001, payload: new Uint8Array(16) }) }) });

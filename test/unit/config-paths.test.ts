@@ -86,6 +86,10 @@ function fullConfig(): ConfigInput {
       mqtt: { url: "mqtts://broker.example.com:8883", username: "fs", password: "pw", ca: "/etc/flowswitch/ca.pem", cert: "/etc/flowswitch/client.pem", key: "/etc/flowswitch/client.key", site: "paris", interval: 5, format: "cbor", eventBuffer: 500 },
       embeddedBroker: { address: "192.0.2.200", port: 1884 },
     },
+    discovery: {
+      keys: [{ id: 1, secret: "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff" }, { id: 2, secret: Buffer.alloc(24, 3).toString("base64") }],
+      group: "239.255.77.78", port: 7778, missedIntervals: 4, via: "server",
+    },
   };
 }
 
@@ -109,7 +113,7 @@ function places(node: SchemaNode, v: unknown, keys: (string | number)[], vpath: 
     v.forEach((e, i) => {
       if (!isObj(e)) return;
       const at = `${vpath}[${i}]`;
-      out.push({ node, keys: [...keys, i], vpath: at, allowed: ["name", ...node.children.map((c) => c.key)] });
+      out.push({ node, keys: [...keys, i], vpath: at, allowed: [node.keyField ?? "name", ...node.children.map((c) => c.key)] });
       for (const c of node.children) places(c, e[c.key], [...keys, i, c.key], join(at, c.key), out);
     });
   }
@@ -155,14 +159,16 @@ test("paths: a configuration using every key is valid, sets every leaf of the tr
   assert.ok(v.ok, v.ok ? "" : v.errors.map(formatError).join("\n"));
   const set = new Set(places(CONFIG_TREE, full, [], "config").map((p) => p.node));
   for (const n of allNodes()) assert.ok(set.has(n), `the full config does not set ${n.word}`);
-  // SNMP keys are never written out: the set form carries (hidden) for them, and import refuses it
+  // SNMP and discovery keys are never written out: the set form carries (hidden) for them, and import refuses it
   const lines = toSetCommands(full);
-  assert.equal(lines.filter((l) => l.includes("(hidden)")).length, 2, "both SNMP keys hidden");
+  assert.equal(lines.filter((l) => l.includes("(hidden)")).length, 4, "both SNMP keys and both discovery secrets hidden");
+  assert.ok(!lines.some((l) => l.includes(full.discovery!.keys[0].secret)), "no discovery secret shown");
   const back = fromSetCommands(lines.filter((l) => !l.includes("(hidden)")));
   assert.ok(back.ok, back.ok ? "" : JSON.stringify(back.errors));
   const user = back.config.snmp!.users![0];
   user.authKey = full.snmp!.users![0].authKey;
   user.privKey = full.snmp!.users![0].privKey;
+  back.config.discovery!.keys = full.discovery!.keys.map((k) => ({ ...k }));
   assert.deepEqual(back.config, normalizeInput(full));
 });
 
@@ -182,6 +188,36 @@ test("paths: per-value ranges agree with validate(): a number just outside is re
       assert.ok(errorsOf(probe).some((e) => e.path === p.vpath), `${p.vpath}: ${bad} taken by validate()`);
     }
   }
+});
+
+// ---- discovery ---------------------------------------------------------------------------------
+
+test("config: discovery keys, group, port, missed intervals and via port are validated (secrets never echoed) and normalised", () => {
+  const hex = "00112233445566778899aabbccddeeff";
+  const ok = validate(labConfig([svc("dsr")], { discovery: { keys: [{ id: 5, secret: hex }, { id: 6, secret: Buffer.alloc(16, 1).toString("base64") }] } }));
+  assert.ok(ok.ok, ok.ok ? "" : ok.errors.map(formatError).join("\n"));
+  if (!ok.ok) return;
+  const d = ok.config.discovery!;
+  assert.deepEqual(d.keys.map((k) => [k.id, Buffer.from(k.secret).toString("hex")]), [[5, hex], [6, "01".repeat(16)]]);
+  assert.equal(d.group.text, "239.255.77.77");
+  assert.equal(d.port, 7777);
+  assert.equal(d.missedIntervals, 3);
+  assert.equal(d.via, 1, "default: the first port with backends");
+  const none = validate(labConfig([svc("dsr")]));
+  assert.ok(none.ok && none.config.discovery === undefined, "absent: no discovery");
+
+  const short = "00112233445566778899aabbccddee"; // 15 bytes
+  const bad = errorsOf(labConfig([svc("dsr")], {
+    discovery: { keys: [{ id: 0, secret: short }, { id: 7, secret: "not a secret!" }, { id: 7, secret: hex }], group: "10.0.0.1", port: 0, missedIntervals: 0, via: "nowhere" } as never,
+  }));
+  const paths = bad.map((e) => e.path).sort();
+  assert.deepEqual(paths, [
+    "discovery.group", "discovery.keys[0].id", "discovery.keys[0].secret", "discovery.keys[1].secret", "discovery.keys[2].id",
+    "discovery.missedIntervals", "discovery.port", "discovery.via",
+  ].sort());
+  for (const e of bad.filter((x) => x.path.endsWith(".secret"))) assert.equal(e.value, "(hidden)");
+  assert.ok(!JSON.stringify(bad).includes(short));
+  assert.deepEqual(errorsOf(labConfig([svc("dsr")], { discovery: { keys: [] } })).map((e) => e.path), ["discovery.keys"]);
 });
 
 // ---- system: users, time zone, NTP -----------------------------------------------------------
@@ -268,7 +304,7 @@ test("set: bad words and values are refused at the right word with the expected 
   const before = structuredClone(c);
   const cases: [string[], number, string][] = [
     [["services", "web", "vipp", "10.0.0.1"], 2, 'unknown word "vipp": expected one of vip, protocol, port, mode, target-port, backends, on-backend-down, arp, tunnel'],
-    [["servicez"], 0, 'unknown word "servicez": expected one of system, management, ports, dataplane, backends, services, flow-rules, telemetry, snmp'],
+    [["servicez"], 0, 'unknown word "servicez": expected one of system, management, ports, dataplane, backends, services, flow-rules, telemetry, snmp, discovery'],
     [["services", "web", "port", "70000"], 3, 'bad value "70000" for port: expected a whole number from 0 to 65535'],
     [["services", "web", "port", "8o"], 3, 'bad value "8o" for port: expected a whole number from 0 to 65535'],
     [["services", "web", "vip"], 3, "missing value: expected an IPv4 or IPv6 address"],
@@ -288,7 +324,7 @@ test("set: bad words and values are refused at the right word with the expected 
     [["system", "timezone", "europe/paris"], 2, 'bad value "europe/paris" for timezone: expected an IANA time zone name such as UTC or Europe/Paris'],
     [["system", "ntp", "bad..host"], 2, 'bad value "bad..host" for ntp: expected an IPv4 or IPv6 address or a host name'],
     [["system", "users", "alice", "class", "root"], 4, 'bad value "root" for class: expected one of admin, operator'],
-    [[], 0, "missing word: expected one of system, management, ports, dataplane, backends, services, flow-rules, telemetry, snmp"],
+    [[], 0, "missing word: expected one of system, management, ports, dataplane, backends, services, flow-rules, telemetry, snmp, discovery"],
   ];
   for (const [words, word, message] of cases) {
     assert.deepEqual(setPath(c, words), { ok: false, word, message }, words.join(" "));
@@ -343,7 +379,7 @@ test("delete: what is not there is refused with what is, changing nothing", () =
   assert.deepEqual(deletePath(c, ["services", "web", "port", "81"]), { ok: false, word: 3, message: "no such value: expected the current value, 80" });
   assert.deepEqual(deletePath(c, ["system", "ntp", "192.0.2.9"]), { ok: false, word: 2, message: "no such value: expected one of 192.0.2.123, pool.ntp.org" });
   assert.deepEqual(deletePath(c, ["services", "web", "vipp"]).ok, false);
-  assert.deepEqual(deletePath(c, []), { ok: false, word: 0, message: "missing word: expected one of system, management, ports, dataplane, backends, services, flow-rules, telemetry, snmp" });
+  assert.deepEqual(deletePath(c, []), { ok: false, word: 0, message: "missing word: expected one of system, management, ports, dataplane, backends, services, flow-rules, telemetry, snmp, discovery" });
   assert.deepEqual(c, before);
 });
 
@@ -353,7 +389,7 @@ const words = (list: { word: string }[]): string[] => list.map((c) => c.word);
 
 test("completions: top level, filtered by the partial word, with help", () => {
   const c = labConfig([svc("dsr")]);
-  assert.deepEqual(words(completions(c, [], "")), ["system", "management", "ports", "dataplane", "backends", "services", "flow-rules", "telemetry", "snmp"]);
+  assert.deepEqual(words(completions(c, [], "")), ["system", "management", "ports", "dataplane", "backends", "services", "flow-rules", "telemetry", "snmp", "discovery"]);
   assert.deepEqual(words(completions(c, [], "s")), ["system", "services", "snmp"]);
   assert.ok(completions(c, [], "").every((x) => x.help.length > 0));
 });

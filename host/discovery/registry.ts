@@ -1,0 +1,212 @@
+// The end systems the appliance has heard advertise themselves (SERVICE messages), fed with the
+// frames the engines punt as PUNT_DISCOVERY. Every datagram is verified (protocol.decode: MAC,
+// fields) and checked against replay (ReplayGuard) before it changes anything; every refusal is
+// counted by reason and by source address. An end system silent for missedIntervals of its own
+// advertised interval is down until it speaks again. The appliance turns what is known here into
+// backends (backends()) and merges them with the configured ones.
+//
+// Trade-offs: only SERVICE is acted on (LOAD and FLOW are verified and counted, not used yet), and
+// only IPv4/IPv6 over UDP without IP options beyond what packet-view.ts reads. End systems that
+// are down or leaving are kept (as down) so that their flows are handled as for a failed server;
+// they are forgotten after FORGET_AFTER_INTERVALS of their interval, which bounds the table to
+// what key holders recently advertised.
+import { isIP } from "node:net";
+import type { BackendState, DiscoveryConfig } from "../config/schema.js";
+import { l2, ipOf } from "../net/packet-view.js";
+import { canonical } from "../net/neighbors.js";
+import { decode, type DecodeFailure, type ServiceMsg, type ServerState } from "./protocol.js";
+import { ReplayGuard, type ReplayVerdict } from "./replay.js";
+
+/** A down or leaving end system is forgotten after this many of its intervals (its flows have long moved). */
+const FORGET_AFTER_INTERVALS = 100;
+/** Source addresses whose refusals are counted one by one; beyond this they go to "other". */
+const MAX_REJECT_SOURCES = 256;
+
+export type RejectReason = DecodeFailure | Exclude<ReplayVerdict, "ok">;
+export const REJECT_REASONS: readonly RejectReason[] = ["malformed", "unknown-key", "bad-mac", "unsupported-version", "bad-field", "replayed", "stale", "future"];
+
+/** What the registry knows of one end system. */
+export interface EndSystem {
+  id: string;
+  addresses: string[];
+  services: ServiceMsg["services"];
+  /** As advertised, or "down" when silent for missedIntervals. */
+  state: ServerState | "down";
+  intervalMs: number;
+  /** Local clock, ms, of the last SERVICE accepted. */
+  lastSeen: number;
+  /** Source address of that datagram. */
+  from: string;
+}
+
+/** One end system as a backend for the services of one address family. */
+export interface AdvertisedBackend {
+  name: string;
+  endSystem: string;
+  family: 4 | 6;
+  address: string;
+  state: BackendState;
+  /** The services it offers in that family, with their weights. */
+  services: { vip: string; protocol: number; port: number; weight: number; capacity: number }[];
+}
+
+export interface RegistryStats {
+  accepted: number;
+  /** Verified datagrams of a type not acted on yet (LOAD, FLOW, requests). */
+  ignored: number;
+  rejected: Record<RejectReason, number>;
+  /** Refusals by source address and reason, so a mis-keyed server can be told from an attack. */
+  rejectedBy: Record<string, Partial<Record<RejectReason, number>>>;
+  endSystems: number;
+  down: number;
+}
+
+export interface RegistryOptions {
+  /** Called after anything that changes backends() (coalesce on the caller's side). */
+  onChange: () => void;
+  now?: () => number;
+  log?: (line: string) => void;
+}
+
+export class Registry {
+  private config: DiscoveryConfig;
+  private keys = new Map<number, Uint8Array>();
+  private readonly guard: ReplayGuard;
+  private readonly systems = new Map<string, EndSystem>();
+  private readonly counts: Omit<RegistryStats, "endSystems" | "down" | "rejectedBy"> & { rejectedBy: Map<string, Partial<Record<RejectReason, number>>> };
+  private timer?: NodeJS.Timeout;
+  private readonly now: () => number;
+  private readonly log: (line: string) => void;
+
+  constructor(config: DiscoveryConfig, private readonly opts: RegistryOptions) {
+    this.now = opts.now ?? Date.now;
+    this.log = opts.log ?? (() => {});
+    this.guard = new ReplayGuard({ now: this.now });
+    this.counts = { accepted: 0, ignored: 0, rejected: Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>, rejectedBy: new Map() };
+    this.config = config;
+    this.update(config);
+  }
+
+  /** A new discovery configuration: keys and timeouts apply to the next datagram and check. */
+  update(config: DiscoveryConfig): void {
+    this.config = config;
+    this.keys = new Map(config.keys.map((k) => [k.id, k.secret]));
+    this.expire();
+  }
+
+  /** One punted frame: Ethernet, IPv4 or IPv6, UDP to the discovery port, one datagram. */
+  handle(frame: Uint8Array): void {
+    const v = l2(frame);
+    const ip = v && ipOf(frame, v);
+    if (!ip || ip.protocol !== 17 || ip.l4len < 8) return this.reject("malformed", ip?.src ?? "?");
+    const udpLen = (frame[ip.l4 + 4] << 8) | frame[ip.l4 + 5];
+    const dport = (frame[ip.l4 + 2] << 8) | frame[ip.l4 + 3];
+    if (udpLen < 8 || udpLen > ip.l4len || dport !== this.config.port) return this.reject("malformed", ip.src);
+    const r = decode(frame.subarray(ip.l4 + 8, ip.l4 + udpLen), this.keys);
+    if (!r.ok) return this.reject(r.reason, ip.src);
+    const verdict = this.guard.check(r.sender, r.seq, r.time);
+    if (verdict !== "ok") return this.reject(verdict, ip.src);
+    this.counts.accepted++;
+    if (r.msg.type !== "service") return void this.counts.ignored++;
+    this.service(r.msg, ip.src);
+  }
+
+  private reject(reason: RejectReason, from: string): void {
+    this.counts.rejected[reason]++;
+    const by = this.counts.rejectedBy;
+    const key = by.has(from) || by.size < MAX_REJECT_SOURCES ? from : "other";
+    const e = by.get(key) ?? {};
+    e[reason] = (e[reason] ?? 0) + 1;
+    by.set(key, e);
+  }
+
+  private service(m: ServiceMsg, from: string): void {
+    const before = this.systems.get(m.endSystem);
+    const next: EndSystem = { id: m.endSystem, addresses: m.addresses, services: m.services, state: m.state, intervalMs: m.intervalMs, lastSeen: this.now(), from };
+    this.systems.set(m.endSystem, next);
+    if (!before || before.state !== next.state) this.log(`discovery: end system ${m.endSystem} is ${m.state}${before ? ` (was ${before.state})` : ""}`);
+    if (!before || JSON.stringify(backendFields(before)) !== JSON.stringify(backendFields(next))) this.opts.onChange();
+    this.schedule();
+  }
+
+  /** Marks silent end systems down and forgets long-gone ones; returns whether anything changed. */
+  private expire(): boolean {
+    const now = this.now();
+    let changed = false;
+    for (const [id, e] of this.systems) {
+      const silent = now - e.lastSeen;
+      if (silent >= FORGET_AFTER_INTERVALS * e.intervalMs && (e.state === "down" || e.state === "leaving")) {
+        this.systems.delete(id);
+        changed = true;
+      } else if (e.state !== "down" && silent >= this.config.missedIntervals * e.intervalMs) {
+        this.log(`discovery: end system ${id} is down: silent for ${silent} ms (${this.config.missedIntervals} intervals of ${e.intervalMs} ms)`);
+        e.state = "down";
+        changed = true;
+      }
+    }
+    if (changed) this.opts.onChange();
+    this.schedule();
+    return changed;
+  }
+
+  /** One timer, at the next moment an end system goes down or is forgotten. */
+  private schedule(): void {
+    clearTimeout(this.timer);
+    let next = Infinity;
+    for (const e of this.systems.values()) {
+      const at = e.lastSeen + (e.state === "down" || e.state === "leaving" ? FORGET_AFTER_INTERVALS : this.config.missedIntervals) * e.intervalMs;
+      if (at < next) next = at;
+    }
+    if (next === Infinity) return;
+    this.timer = setTimeout(() => this.expire(), Math.max(1, next - this.now()));
+    this.timer.unref();
+  }
+
+  endSystems(): EndSystem[] {
+    return [...this.systems.values()].map((e) => ({ ...e }));
+  }
+
+  /**
+   * One backend per end system and address family it serves: named es-<id> (IPv6: es-<id>-v6
+   * when it serves IPv4 too), at its first address of the family. up -> active, draining ->
+   * draining, leaving or silent -> down.
+   */
+  backends(): AdvertisedBackend[] {
+    const out: AdvertisedBackend[] = [];
+    for (const e of this.systems.values()) {
+      const state: BackendState = e.state === "up" ? "active" : e.state === "draining" ? "draining" : "down";
+      const byFamily = { 4: e.services.filter((s) => isIP(s.vip) === 4), 6: e.services.filter((s) => isIP(s.vip) === 6) };
+      for (const family of [4, 6] as const) {
+        const address = e.addresses.find((a) => isIP(a) === family);
+        if (!byFamily[family].length || !address) continue;
+        const name = family === 6 && byFamily[4].length ? `es-${e.id}-v6` : `es-${e.id}`;
+        out.push({
+          name, endSystem: e.id, family, address, state,
+          services: byFamily[family].map((s) => ({ vip: canonical(s.vip), protocol: s.protocol, port: s.port, weight: s.weight, capacity: s.capacity })),
+        });
+      }
+    }
+    return out;
+  }
+
+  stats(): RegistryStats {
+    const all = [...this.systems.values()];
+    return {
+      accepted: this.counts.accepted,
+      ignored: this.counts.ignored,
+      rejected: { ...this.counts.rejected },
+      rejectedBy: Object.fromEntries([...this.counts.rejectedBy].map(([k, v]) => [k, { ...v }])),
+      endSystems: all.length,
+      down: all.filter((e) => e.state === "down").length,
+    };
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+}
+
+/** What of an end system shows in backends(): a change of anything else needs no re-apply. */
+function backendFields(e: EndSystem): unknown {
+  return [e.addresses, e.services, e.state];
+}

@@ -1,0 +1,191 @@
+// Service discovery on the simulated board: end systems advertise themselves on the server-facing
+// port, and the appliance turns them into backends of the services they advertise, next to the
+// configured ones: new flows after ARP resolution, draining, silence, and refused datagrams.
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, writeFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Appliance } from "../../host/appliance.js";
+import { SimBoard, SimPort } from "../../board/sim/index.js";
+import type { ConfigInput } from "../../host/config/schema.js";
+import { arp, ethernet, tcp4Frame, udp4Frame, parseMac, formatMac, ARP_REQUEST, ARP_REPLY, ETHERTYPE_ARP, SYN, ACK } from "../../host/net/frame.js";
+import { l2, arpOf } from "../../host/net/packet-view.js";
+import { encode, type ServiceMsg, type ServerState } from "../../host/discovery/protocol.js";
+
+const CLIENT_MAC = "02:00:00:00:01:01";
+const SERVER_MAC = "02:00:00:00:02:01";
+const ROUTER_MAC = "02:00:00:00:01:fe";
+const S2_MAC = "02:00:00:00:02:12";
+const ES_MAC = "02:00:00:00:02:21";
+const ES_IP = "10.0.2.21";
+const GROUP = "239.255.77.77";
+const GROUP_MAC = "01:00:5e:7f:4d:4d";
+const VIP = "10.0.0.100";
+const SECRET = Buffer.alloc(32, 0x5a);
+const KEY = { id: 7, secret: new Uint8Array(SECRET) };
+
+const config: ConfigInput = {
+  ports: [
+    { name: "client", mac: CLIENT_MAC, ipv4: "192.0.2.1", gatewayMac: ROUTER_MAC },
+    { name: "server", mac: SERVER_MAC, ipv4: "10.0.2.1" },
+  ],
+  dataplane: { flows: { ipv4: 4096, ipv6: 1024 }, limits: { services: 4, backends: 8 }, buffers: { count: 1024 }, engines: 1, noVip: "drop" },
+  backends: [{ name: "s2", address: "10.0.2.12", mac: S2_MAC, via: "server" }],
+  services: [
+    { name: "web", vip: VIP, protocol: "tcp", port: 80, mode: "dsr", backends: ["s2"] },
+    { name: "dns", vip: VIP, protocol: "udp", port: 53, mode: "dsr", backends: ["s2"] },
+  ],
+  telemetry: { enabled: false },
+  discovery: { keys: [{ id: KEY.id, secret: SECRET.toString("hex") }] },
+};
+
+/** The test's end of a wire, recording what the appliance sends. */
+class Wire {
+  readonly port: SimPort;
+  readonly got: Uint8Array[] = [];
+  constructor(name: string, mac: string, peer: SimPort) {
+    this.port = new SimPort(name, parseMac(mac));
+    SimPort.wire(this.port, peer);
+    this.port.start((frames) => void this.got.push(...frames));
+  }
+  send(f: Uint8Array): void {
+    this.port.send([f]);
+  }
+  async waitFor(what: string, pred: (f: Uint8Array) => boolean, ms = 3000): Promise<Uint8Array> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const f = this.got.find(pred);
+      if (f) return f;
+      if (Date.now() > deadline) assert.fail(`${this.port.name}: no ${what} within ${ms} ms (got ${this.got.length} frames)`);
+      await sleep(5);
+    }
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+const dir = await mkdtemp(join(tmpdir(), "fsw-discovery-"));
+const path = join(dir, "config.json");
+await writeFile(path, JSON.stringify(config));
+const clientPort = new SimPort("client", parseMac(CLIENT_MAC));
+const serverPort = new SimPort("server", parseMac(SERVER_MAC));
+const router = new Wire("router", ROUTER_MAC, clientPort);
+const sw = new Wire("switch", ES_MAC, serverPort);
+const logs: string[] = [];
+const box = await Appliance.boot({ configPath: path, board: new SimBoard([clientPort, serverPort]), log: (l) => void logs.push(l) });
+after(async () => {
+  await box.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+let seq = Date.now();
+/** A SERVICE datagram from end system es1, as the agent sends it to the group. */
+function advert(state: ServerState, intervalMs = 60_000, key = KEY): Uint8Array {
+  const msg: ServiceMsg = {
+    type: "service", endSystem: "es1", addresses: [ES_IP], state, intervalMs,
+    services: [{ vip: VIP, protocol: 6, port: 80, weight: 1, capacity: 0 }],
+  };
+  const payload = encode(msg, key, seq++, Date.now(), "es1");
+  return udp4Frame({ srcMac: ES_MAC, dstMac: GROUP_MAC, src: ES_IP, dst: GROUP, sport: 7777, dport: 7777, payload });
+}
+
+type Status = { backends: Record<string, { state: string; mac: string }> };
+const backendOf = (name: string): { state: string; mac: string } | undefined => (box.status() as Status).backends[name];
+
+async function until(what: string, ok: () => boolean, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > deadline) assert.fail(`${what} within ${ms} ms\n${logs.join("\n")}\n${JSON.stringify(box.status(), null, 1).slice(0, 2000)}`);
+    await sleep(5);
+  }
+  await box.settled();
+}
+
+/** Sends n new TCP flows to the VIP; returns the destination MAC of each, by source port. */
+async function newFlows(n: number, firstPort: number): Promise<Map<number, string>> {
+  const start = sw.got.length;
+  for (let i = 0; i < n; i++) router.send(tcp4Frame({ srcMac: ROUTER_MAC, dstMac: CLIENT_MAC, src: "198.51.100.9", dst: VIP, sport: firstPort + i, dport: 80, flags: SYN }));
+  const out = new Map<number, string>();
+  const deadline = Date.now() + 3000;
+  while (out.size < n && Date.now() < deadline) {
+    await sleep(10);
+    for (const f of sw.got.slice(start)) {
+      if (f[12] !== 0x08 || f[13] !== 0x00 || f[14 + 9] !== 6) continue;
+      out.set((f[34] << 8) | f[35], formatMac(f.subarray(0, 6)));
+    }
+  }
+  assert.equal(out.size, n, "every flow forwarded");
+  return out;
+}
+
+const isArpFor = (tpa: string) => (f: Uint8Array): boolean => {
+  const v = l2(f);
+  const a = v && arpOf(f, v);
+  return !!a && a.op === ARP_REQUEST && a.tpa === tpa;
+};
+
+let toEs: number | undefined; // source port of a flow the end system took
+
+test("discovery: an advertised end system, once its MAC is resolved, takes new flows of the service it advertises, next to the static backend", async () => {
+  sw.send(advert("up"));
+  const ask = await sw.waitFor("ARP request for the end system", isArpFor(ES_IP));
+  assert.equal(formatMac(ask.subarray(6, 12)), SERVER_MAC, "asked on the discovery port");
+  sw.send(ethernet({ dst: SERVER_MAC, src: ES_MAC, etherType: ETHERTYPE_ARP, payload: arp({ op: ARP_REPLY, sha: ES_MAC, spa: ES_IP, tha: SERVER_MAC, tpa: "10.0.2.1" }) }));
+  await until("es-es1 resolved and active", () => backendOf("es-es1")?.mac === ES_MAC && backendOf("es-es1")?.state === "active");
+  const flows = await newFlows(100, 20_000);
+  const macs = [...flows.values()];
+  assert.ok(macs.some((m) => m === ES_MAC), "the end system takes new flows");
+  assert.ok(macs.some((m) => m === S2_MAC), "the static backend keeps taking new flows");
+  toEs = [...flows].find(([, m]) => m === ES_MAC)![0];
+  const eff = box.effective();
+  assert.deepEqual(eff.services.find((s) => s.name === "web")!.backends.map((b) => b.name), ["s2", "es-es1"]);
+  assert.deepEqual(eff.services.find((s) => s.name === "dns")!.backends.map((b) => b.name), ["s2"], "not a member of a service it does not advertise");
+  assert.equal(box.discovery()!.stats.accepted, 1);
+});
+
+test("discovery: a forged (wrong key, unknown key) or replayed datagram is refused, counted, and changes nothing", async () => {
+  const replay = advert("up");
+  sw.send(replay);
+  await until("the fresh one accepted", () => box.discovery()!.stats.accepted === 2);
+  const before = box.discovery()!.endSystems;
+  sw.send(advert("draining", 60_000, { id: KEY.id, secret: new Uint8Array(32).fill(1) }));
+  sw.send(advert("draining", 60_000, { id: 99, secret: new Uint8Array(SECRET) }));
+  sw.send(replay);
+  await until("three refusals", () => {
+    const r = box.discovery()!.stats.rejected;
+    return r["bad-mac"] === 1 && r["unknown-key"] === 1 && r.replayed === 1;
+  });
+  const s = box.discovery()!.stats;
+  assert.equal(s.accepted, 2);
+  assert.deepEqual(s.rejectedBy[ES_IP], { "bad-mac": 1, "unknown-key": 1, replayed: 1 });
+  assert.deepEqual(box.discovery()!.endSystems, before, "no end system changed");
+  assert.equal(backendOf("es-es1")?.state, "active");
+});
+
+test("discovery: a draining end system gets no new flows while its established flow keeps going", async () => {
+  assert.ok(toEs !== undefined);
+  sw.send(advert("draining"));
+  await until("es-es1 draining", () => backendOf("es-es1")?.state === "draining");
+  const start = sw.got.length;
+  router.send(tcp4Frame({ srcMac: ROUTER_MAC, dstMac: CLIENT_MAC, src: "198.51.100.9", dst: VIP, sport: toEs, dport: 80, flags: ACK }));
+  const f = await sw.waitFor("the established flow's packet", (x) => sw.got.indexOf(x) >= start && x[14 + 9] === 6 && ((x[34] << 8) | x[35]) === toEs);
+  assert.equal(formatMac(f.subarray(0, 6)), ES_MAC, "the established flow stays on the draining end system");
+  const flows = await newFlows(60, 30_000);
+  assert.ok([...flows.values()].every((m) => m === S2_MAC), "no new flow to the draining end system");
+});
+
+test("discovery: an end system silent for 3 of its intervals is down, and back with its next advertisement", async () => {
+  sw.send(advert("up", 200));
+  await until("es-es1 active again", () => backendOf("es-es1")?.state === "active");
+  const heard = Date.now();
+  await until("es-es1 down after silence", () => backendOf("es-es1")?.state === "down", 3000);
+  const silent = Date.now() - heard;
+  assert.ok(silent >= 550, `down after ${silent} ms, not before 3 intervals of 200 ms`);
+  assert.equal(box.discovery()!.endSystems[0].state, "down");
+  const flows = await newFlows(40, 40_000);
+  assert.ok([...flows.values()].every((m) => m === S2_MAC), "no new flow to a silent end system");
+  assert.ok(logs.some((l) => l.includes("discovery: end system es1 is down")), logs.join("\n"));
+  sw.send(advert("up", 60_000));
+  await until("es-es1 back", () => backendOf("es-es1")?.state === "active");
+});
