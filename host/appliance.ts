@@ -26,7 +26,7 @@ import * as L from "../assembly/layout.js";
 import { Registry } from "./discovery/registry.js";
 import { canonical } from "./net/neighbors.js";
 import { RANGE } from "./config/validate.js";
-import type { Backend, Service } from "./config/schema.js";
+import type { Backend, FlowRule, Service } from "./config/schema.js";
 
 export interface ApplianceOptions {
   /** The configuration file: the truth when there is no flash; re-read on SIGHUP (reload()). */
@@ -172,7 +172,11 @@ export class Appliance {
     const c = this.config;
     if (c.discovery) {
       if (this.registry) this.registry.update(c.discovery);
-      else this.registry = new Registry(c.discovery, { onChange: () => this.discoveryChanged(), log: this.log });
+      else this.registry = new Registry(c.discovery, {
+        onChange: () => this.discoveryChanged(),
+        flowRoom: () => Math.max(0, L.MAX_FLOW_RULES - this.config.flowRules.length),
+        log: this.log,
+      });
     } else if (this.registry) {
       this.registry.stop();
       this.registry = undefined;
@@ -214,7 +218,7 @@ export class Appliance {
    * Advertised end systems as backends on the discovery port: a configured backend of the same
    * name wins, and no more are taken than the data plane has backend slots for.
    */
-  private advertisedBackends(): (Backend & { offers: { vip: string; protocol: number; port: number; weight: number }[] })[] {
+  private advertisedBackends(): (Backend & { endSystem: string; offers: { vip: string; protocol: number; port: number; weight: number }[] })[] {
     const c = this.config;
     if (!this.registry || !c.discovery) return [];
     const statics = new Set(c.backends.map((b) => b.name));
@@ -225,13 +229,37 @@ export class Appliance {
       .slice(0, room)
       .map((b) => {
         const ip = parseAddress(b.address);
-        return { name: b.name, address: ip, via, natPort: 0, state: b.state, offers: b.services };
+        return { name: b.name, endSystem: b.endSystem, address: ip, via, natPort: 0, state: b.state, offers: b.services };
       });
   }
 
-  /** Discovery's view: end systems, counters of accepted and refused datagrams. */
-  discovery(): { endSystems: ReturnType<Registry["endSystems"]>; stats: ReturnType<Registry["stats"]> } | undefined {
-    return this.registry && { endSystems: this.registry.endSystems(), stats: this.registry.stats() };
+  /**
+   * Advertised flow rules after the configured ones (which therefore win), each to its end
+   * system's backend of the VIP's family; an end system without one (not a backend: no room,
+   * or a configured backend has its name) has no rules. Never more than the data plane holds.
+   */
+  private advertisedFlowRules(advertised: { name: string; endSystem: string; address: { family: 4 | 6 } }[]): FlowRule[] {
+    if (!this.registry) return [];
+    const room = Math.max(0, L.MAX_FLOW_RULES - this.config.flowRules.length);
+    const out: FlowRule[] = [];
+    for (const f of this.registry.flows()) {
+      const b = advertised.find((a) => a.endSystem === f.endSystem && a.address.family === f.rule.vip.family);
+      if (b) out.push({ ...f.rule, name: f.name, backend: b.name });
+    }
+    return out.slice(0, room);
+  }
+
+  /** Discovery's view: end systems with their weights now, advertised flow rules, counters. */
+  discovery(): { endSystems: ReturnType<Registry["endSystems"]>; weights: Record<string, { service: string; advertised: number; now: number }[]>; flows: ReturnType<Registry["flows"]>; stats: ReturnType<Registry["stats"]> } | undefined {
+    const r = this.registry;
+    if (!r) return undefined;
+    const endSystems = r.endSystems();
+    const weights = Object.fromEntries(endSystems.map((e) => [e.id, e.services.map((s) => ({
+      service: `${s.vip.includes(":") ? `[${s.vip}]` : s.vip}:${s.protocol === 6 ? "tcp" : s.protocol === 17 ? "udp" : s.protocol}/${s.port || "*"}`,
+      advertised: s.weight,
+      now: r.weightNow(e.id, s),
+    }))]));
+    return { endSystems, weights, flows: r.flows(), stats: r.stats() };
   }
 
   /**
@@ -253,6 +281,7 @@ export class Appliance {
     return {
       ...c,
       services: c.services.map((s) => ({ ...s, backends: members(s) })),
+      flowRules: [...c.flowRules, ...this.advertisedFlowRules(advertised)],
       ports: c.ports.map((p) => ({
         ...p,
         gatewayMac: p.gatewayMac ?? (p.gateway && this.neighbors?.mac(p.gateway.text)) ?? (p.gateway6 && this.neighbors?.mac(p.gateway6.text)) ?? undefined,
@@ -263,7 +292,7 @@ export class Appliance {
           mac: b.mac ?? this.neighbors?.mac(b.address.text),
           state: this.health.status(b.name)?.state === "down" ? "down" : b.state,
         })),
-        ...advertised.map(({ offers: _, ...b }) => ({ ...b, mac: this.neighbors?.mac(b.address.text) })),
+        ...advertised.map(({ offers: _, endSystem: __, ...b }) => ({ ...b, mac: this.neighbors?.mac(b.address.text) })),
       ],
     };
   }

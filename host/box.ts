@@ -9,7 +9,7 @@ import type { ConfigInput } from "./config/schema.js";
 import { Appliance } from "./appliance.js";
 import { Terminal, type TerminalIo } from "./console/terminal.js";
 import { Shell, type ShellEvents } from "./console/shell.js";
-import type { ConsoleHost } from "./console/commands.js";
+import type { ConsoleHost, DiscoveryView } from "./console/commands.js";
 import { readFile } from "node:fs/promises";
 
 export interface BoxOptions {
@@ -96,6 +96,26 @@ export function consoleHost(box: Appliance, session: ConfigSession, reboot: () =
     system: () => ({ ...box.systemInfo(), "last commit": describeLast(session) }),
     clearCounters: () => box.clearCounters(),
     reboot,
+    discovery: () => discoveryView(box),
+  };
+}
+
+/** `show discovery`'s data, from the appliance's discovery(). */
+export function discoveryView(box: Appliance): DiscoveryView | undefined {
+  const d = box.discovery();
+  if (!d) return undefined;
+  return {
+    now: Date.now(),
+    endSystems: d.endSystems.map((e) => ({
+      id: e.id, addresses: e.addresses, state: e.state, lastSeen: e.lastSeen, services: d.weights[e.id] ?? [],
+      load: e.load && { cpu: e.load.cpu, connections: e.load.connections, responseTimeUs: e.load.responseTimeUs },
+    })),
+    accepted: d.stats.accepted,
+    ignored: d.stats.ignored,
+    flowRules: d.stats.flowRules,
+    flowsRefused: d.stats.flowsRefused,
+    flowsWidened: d.stats.flowsWidened,
+    rejected: d.stats.rejected,
   };
 }
 

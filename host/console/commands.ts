@@ -20,6 +20,50 @@ export interface ConsoleHost {
   system(): Record<string, string>;
   clearCounters(): void;
   reboot(): Promise<void>;
+  /** Service discovery's state; undefined when the configuration has no discovery section. */
+  discovery(): DiscoveryView | undefined;
+}
+
+/** What `show discovery` shows. */
+export interface DiscoveryView {
+  /** Local clock, ms, that lastSeen is measured against. */
+  now: number;
+  endSystems: {
+    id: string;
+    addresses: string[];
+    state: string;
+    lastSeen: number;
+    /** Per service offered: the advertised weight and the one new flows use now (moved by LOAD). */
+    services: { service: string; advertised: number; now: number }[];
+    load?: { cpu: number; connections: number; responseTimeUs: number };
+  }[];
+  accepted: number;
+  ignored: number;
+  flowRules: number;
+  flowsRefused: number;
+  flowsWidened: number;
+  rejected: Record<string, number>;
+}
+
+/** The text of `show discovery`: end systems, then the counters (refusals by reason). */
+export function renderDiscovery(d: DiscoveryView | undefined): string {
+  if (!d) return "Service discovery is not configured.";
+  const ago = (t: number): string => `${Math.max(0, Math.round((d.now - t) / 1000))}s ago`;
+  const rows = d.endSystems.flatMap((e) => {
+    const svc = e.services.length ? e.services : [undefined];
+    return svc.map((s, i) => i === 0
+      ? [e.id, e.addresses.join(" "), e.state, s?.service ?? "-", s ? (s.now === s.advertised ? String(s.now) : `${s.now} (${s.advertised})`) : "-", ago(e.lastSeen), e.load ? `${e.load.cpu}% ${(e.load.responseTimeUs / 1000).toFixed(1)}ms` : "-"]
+      : ["", "", "", s!.service, s!.now === s!.advertised ? String(s!.now) : `${s!.now} (${s!.advertised})`, "", ""]);
+  });
+  const lines = [
+    rows.length ? table(["End system", "Addresses", "State", "Service", "Weight", "Last seen", "Load"], rows) : "No end systems have advertised themselves.",
+    "",
+    `Datagrams accepted ${fmt(d.accepted)}, not acted on ${fmt(d.ignored)}`,
+    `Flow rules ${fmt(d.flowRules)}, refused ${fmt(d.flowsRefused)}, widened ${fmt(d.flowsWidened)}`,
+    "Refused datagrams by reason:",
+    ...Object.entries(d.rejected).map(([k, v]) => `  ${k.padEnd(20)} ${fmt(v).padStart(14)}`),
+  ];
+  return lines.join("\n");
 }
 
 /** What a command may do to the console session it runs in. */
@@ -180,6 +224,11 @@ function showTables(host: ConsoleHost, io: ShellIO): Record<string, Node<void>> 
         if (punts.length) lines.push("To the host by reason:", ...punts.map(([k, v]) => `  ${k.padEnd(20)} ${fmt(v).padStart(14)}`));
         return lines.join("\n");
       }),
+    },
+    discovery: {
+      help: "Advertised end systems (weight now: after LOAD; advertised in brackets) and refusals",
+      pipes: TEXT_PIPES,
+      run: out(() => renderDiscovery(host.discovery())),
     },
     system: {
       help: "System: version, uptime, engines, board",

@@ -5,8 +5,13 @@
 // advertised interval is down until it speaks again. The appliance turns what is known here into
 // backends (backends()) and merges them with the configured ones.
 //
-// Trade-offs: only SERVICE is acted on (LOAD and FLOW are verified and counted, not used yet), and
-// only IPv4/IPv6 over UDP without IP options beyond what packet-view.ts reads. End systems that
+// LOAD moves an end system's weights for new flows (load-weights.ts: smoothed, with hysteresis);
+// FLOW adds or withdraws a flow rule that steers matching new flows to an end system
+// (flow-rules.ts: how a pattern maps onto what the data plane matches). A rule lives while its
+// end system is up or draining and it is refreshed within 3 of the end system's intervals; no
+// more are kept than flowRoom() allows, the rest are refused and counted.
+//
+// Trade-offs: only IPv4/IPv6 over UDP without IP options beyond what packet-view.ts reads. End systems that
 // are down or leaving are kept (as down) so that their flows are handled as for a failed server;
 // they are forgotten after FORGET_AFTER_INTERVALS of their interval, which bounds the table to
 // what key holders recently advertised.
@@ -14,13 +19,17 @@ import { isIP } from "node:net";
 import type { BackendState, DiscoveryConfig } from "../config/schema.js";
 import { l2, ipOf } from "../net/packet-view.js";
 import { canonical } from "../net/neighbors.js";
-import { decode, type DecodeFailure, type ServiceMsg, type ServerState } from "./protocol.js";
+import { decode, type DecodeFailure, type FlowMsg, type LoadMsg, type ServiceMsg, type ServerState } from "./protocol.js";
+import { LoadWeights, type LoadSample } from "./load-weights.js";
+import { flowKey, mapFlow, type AdvertisedRule } from "./flow-rules.js";
 import { ReplayGuard, type ReplayVerdict } from "./replay.js";
 
 /** A down or leaving end system is forgotten after this many of its intervals (its flows have long moved). */
 const FORGET_AFTER_INTERVALS = 100;
 /** Source addresses whose refusals are counted one by one; beyond this they go to "other". */
 const MAX_REJECT_SOURCES = 256;
+/** A FLOW rule not refreshed within this many of its end system's intervals is removed (the protocol's 3). */
+const FLOW_REFRESH_INTERVALS = 3;
 
 export type RejectReason = DecodeFailure | Exclude<ReplayVerdict, "ok">;
 export const REJECT_REASONS: readonly RejectReason[] = ["malformed", "unknown-key", "bad-mac", "unsupported-version", "bad-field", "replayed", "stale", "future"];
@@ -37,6 +46,18 @@ export interface EndSystem {
   lastSeen: number;
   /** Source address of that datagram. */
   from: string;
+  /** The last LOAD accepted, with the local clock (ms) it arrived at. */
+  load?: LoadSample & { at: number };
+}
+
+/** A flow rule an end system (or the supervisor) advertised, mapped for the data plane. */
+export interface AdvertisedFlow {
+  /** adv-<n>, unique while the rule lives. */
+  name: string;
+  endSystem: string;
+  rule: AdvertisedRule;
+  /** Local clock, ms, of the last add that refreshed it. */
+  refreshed: number;
 }
 
 /** One end system as a backend for the services of one address family. */
@@ -52,8 +73,13 @@ export interface AdvertisedBackend {
 
 export interface RegistryStats {
   accepted: number;
-  /** Verified datagrams of a type not acted on yet (LOAD, FLOW, requests). */
+  /** Verified datagrams not acted on: requests and answers, LOAD of an unknown end system. */
   ignored: number;
+  /** FLOW adds refused: the data plane cannot match the pattern, unknown end system, or no room. */
+  flowsRefused: number;
+  /** FLOW adds whose rule matches more than the pattern (port ranges, source ports). */
+  flowsWidened: number;
+  flowRules: number;
   rejected: Record<RejectReason, number>;
   /** Refusals by source address and reason, so a mis-keyed server can be told from an attack. */
   rejectedBy: Record<string, Partial<Record<RejectReason, number>>>;
@@ -62,8 +88,10 @@ export interface RegistryStats {
 }
 
 export interface RegistryOptions {
-  /** Called after anything that changes backends() (coalesce on the caller's side). */
+  /** Called after anything that changes backends() or flows() (coalesce on the caller's side). */
   onChange: () => void;
+  /** How many advertised flow rules the data plane has room for (default: unlimited). */
+  flowRoom?: () => number;
   now?: () => number;
   log?: (line: string) => void;
 }
@@ -73,7 +101,10 @@ export class Registry {
   private keys = new Map<number, Uint8Array>();
   private readonly guard: ReplayGuard;
   private readonly systems = new Map<string, EndSystem>();
-  private readonly counts: Omit<RegistryStats, "endSystems" | "down" | "rejectedBy"> & { rejectedBy: Map<string, Partial<Record<RejectReason, number>>> };
+  private readonly weights = new LoadWeights();
+  private readonly flowTable = new Map<string, AdvertisedFlow>();
+  private flowSerial = 0;
+  private readonly counts: Omit<RegistryStats, "endSystems" | "down" | "rejectedBy" | "flowRules"> & { rejectedBy: Map<string, Partial<Record<RejectReason, number>>> };
   private timer?: NodeJS.Timeout;
   private readonly now: () => number;
   private readonly log: (line: string) => void;
@@ -82,7 +113,7 @@ export class Registry {
     this.now = opts.now ?? Date.now;
     this.log = opts.log ?? (() => {});
     this.guard = new ReplayGuard({ now: this.now });
-    this.counts = { accepted: 0, ignored: 0, rejected: Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>, rejectedBy: new Map() };
+    this.counts = { accepted: 0, ignored: 0, flowsRefused: 0, flowsWidened: 0, rejected: Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>, rejectedBy: new Map() };
     this.config = config;
     this.update(config);
   }
@@ -107,8 +138,44 @@ export class Registry {
     const verdict = this.guard.check(r.sender, r.seq, r.time);
     if (verdict !== "ok") return this.reject(verdict, ip.src);
     this.counts.accepted++;
-    if (r.msg.type !== "service") return void this.counts.ignored++;
-    this.service(r.msg, ip.src);
+    if (r.msg.type === "service") this.service(r.msg, ip.src);
+    else if (r.msg.type === "load") this.load(r.msg);
+    else if (r.msg.type === "flow") this.flow(r.msg);
+    else this.counts.ignored++;
+  }
+
+  private load(m: LoadMsg): void {
+    const e = this.systems.get(m.endSystem);
+    if (!e) return void this.counts.ignored++;
+    e.load = { cpu: m.cpu, connections: m.connections, responseTimeUs: m.responseTimeUs, at: this.now() };
+    if (this.weights.onLoad(e.id, [...this.systems.values()].filter((s) => s.state === "up"), this.now())) this.opts.onChange();
+  }
+
+  private flow(m: FlowMsg): void {
+    const key = flowKey(m);
+    const had = this.flowTable.get(key);
+    if (m.op === "withdraw") {
+      if (had) {
+        this.flowTable.delete(key);
+        this.log(`discovery: flow rule ${had.name} to ${m.endSystem} withdrawn`);
+        this.opts.onChange();
+      }
+      return;
+    }
+    const target = this.systems.get(m.endSystem);
+    const mapped = mapFlow(m);
+    const refuse = (why: string): void => {
+      this.counts.flowsRefused++;
+      this.log(`discovery: flow rule to ${m.endSystem} refused: ${why}`);
+    };
+    if (!mapped.ok) return refuse(mapped.reason);
+    if (!target || target.state === "down" || target.state === "leaving") return refuse(`end system ${m.endSystem} is ${target?.state ?? "unknown"}`);
+    if (!had && this.flowTable.size >= (this.opts.flowRoom?.() ?? Infinity)) return refuse(`no room: ${this.flowTable.size} advertised flow rules already`);
+    if (mapped.widened && !had) this.counts.flowsWidened++;
+    const next: AdvertisedFlow = { name: had?.name ?? `adv-${++this.flowSerial}`, endSystem: m.endSystem, rule: mapped.rule, refreshed: this.now() };
+    this.flowTable.set(key, next);
+    if (!had || JSON.stringify(had.rule) !== JSON.stringify(next.rule)) this.opts.onChange();
+    this.schedule();
   }
 
   private reject(reason: RejectReason, from: string): void {
@@ -125,8 +192,9 @@ export class Registry {
     const next: EndSystem = { id: m.endSystem, addresses: m.addresses, services: m.services, state: m.state, intervalMs: m.intervalMs, lastSeen: this.now(), from };
     this.systems.set(m.endSystem, next);
     if (!before || before.state !== next.state) this.log(`discovery: end system ${m.endSystem} is ${m.state}${before ? ` (was ${before.state})` : ""}`);
+    if (before?.load) next.load = before.load;
     if (!before || JSON.stringify(backendFields(before)) !== JSON.stringify(backendFields(next))) this.opts.onChange();
-    this.schedule();
+    this.expire(); // a leaving end system's flow rules go at once
   }
 
   /** Marks silent end systems down and forgets long-gone ones; returns whether anything changed. */
@@ -137,10 +205,19 @@ export class Registry {
       const silent = now - e.lastSeen;
       if (silent >= FORGET_AFTER_INTERVALS * e.intervalMs && (e.state === "down" || e.state === "leaving")) {
         this.systems.delete(id);
+        this.weights.forget(id);
         changed = true;
       } else if (e.state !== "down" && silent >= this.config.missedIntervals * e.intervalMs) {
         this.log(`discovery: end system ${id} is down: silent for ${silent} ms (${this.config.missedIntervals} intervals of ${e.intervalMs} ms)`);
         e.state = "down";
+        changed = true;
+      }
+    }
+    for (const [key, f] of this.flowTable) {
+      const e = this.systems.get(f.endSystem);
+      if (!e || e.state === "down" || e.state === "leaving" || now - f.refreshed >= FLOW_REFRESH_INTERVALS * e.intervalMs) {
+        this.log(`discovery: flow rule ${f.name} to ${f.endSystem} removed: ${!e ? "end system forgotten" : e.state === "down" || e.state === "leaving" ? `end system ${e.state}` : "not refreshed"}`);
+        this.flowTable.delete(key);
         changed = true;
       }
     }
@@ -155,6 +232,11 @@ export class Registry {
     let next = Infinity;
     for (const e of this.systems.values()) {
       const at = e.lastSeen + (e.state === "down" || e.state === "leaving" ? FORGET_AFTER_INTERVALS : this.config.missedIntervals) * e.intervalMs;
+      if (at < next) next = at;
+    }
+    for (const f of this.flowTable.values()) {
+      const e = this.systems.get(f.endSystem);
+      const at = e ? f.refreshed + FLOW_REFRESH_INTERVALS * e.intervalMs : this.now();
       if (at < next) next = at;
     }
     if (next === Infinity) return;
@@ -182,11 +264,21 @@ export class Registry {
         const name = family === 6 && byFamily[4].length ? `es-${e.id}-v6` : `es-${e.id}`;
         out.push({
           name, endSystem: e.id, family, address, state,
-          services: byFamily[family].map((s) => ({ vip: canonical(s.vip), protocol: s.protocol, port: s.port, weight: s.weight, capacity: s.capacity })),
+          services: byFamily[family].map((s) => ({ vip: canonical(s.vip), protocol: s.protocol, port: s.port, weight: this.weights.weight(e.id, s), capacity: s.capacity })),
         });
       }
     }
     return out;
+  }
+
+  /** Advertised flow rules in the order they were first added. */
+  flows(): AdvertisedFlow[] {
+    return [...this.flowTable.values()].sort((a, b) => Number(a.name.slice(4)) - Number(b.name.slice(4))).map((f) => ({ ...f }));
+  }
+
+  /** The weight new flows of one offered service use now (advertised, moved by LOAD). */
+  weightNow(endSystem: string, offer: ServiceMsg["services"][number]): number {
+    return this.weights.weight(endSystem, offer);
   }
 
   stats(): RegistryStats {
@@ -194,6 +286,9 @@ export class Registry {
     return {
       accepted: this.counts.accepted,
       ignored: this.counts.ignored,
+      flowsRefused: this.counts.flowsRefused,
+      flowsWidened: this.counts.flowsWidened,
+      flowRules: this.flowTable.size,
       rejected: { ...this.counts.rejected },
       rejectedBy: Object.fromEntries([...this.counts.rejectedBy].map(([k, v]) => [k, { ...v }])),
       endSystems: all.length,

@@ -107,6 +107,12 @@ test("console: a bad word gets a caret under it and says what was expected", asy
   assert.match(lines[caret + 1], /unknown word "servces": expected one of interfaces, services, backends/);
 });
 
+test("console: show discovery answers through the shell (this box has no discovery section)", async () => {
+  op.send("show discovery\r");
+  const out = await op.expect(PROMPT);
+  assert.match(out, /Service discovery is not configured\./);
+});
+
 test("console: configuration mode: set, show | compare, commit with a comment, bad values pointed at", async () => {
   op.send("configure\r");
   await op.expect(EDIT);
