@@ -97,6 +97,7 @@ await writeFile(join(dir, "snmptrapd.conf"), [
 ].join("\n"));
 let trapLog = "";
 const trapd: ChildProcess = spawn("snmptrapd", ["-f", "-Lo", "-C", "-c", join(dir, "snmptrapd.conf"), "-M", MIBDIRS, "-m", MIBS, "-F", "%P: %W %v\n", "-n", `udp:127.0.0.1:${trapPort}`], { env: toolEnv, stdio: ["ignore", "pipe", "pipe"] });
+process.once("exit", () => trapd.kill("SIGKILL")); // even if the setup below throws before after() is registered
 trapd.stdout?.on("data", (d: Buffer) => (trapLog += d.toString()));
 trapd.stderr?.on("data", (d: Buffer) => (trapLog += d.toString()));
 
