@@ -13,6 +13,7 @@ import {
   ARP_REQUEST, ARP_REPLY, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, SYN, ACK,
 } from "../../host/net/frame.js";
 import { l2, arpOf } from "../../host/net/packet-view.js";
+import { Wire } from "../lib/sim-wire.js";
 
 const CLIENT_MAC = "02:00:00:00:01:01";
 const SERVER_MAC = "02:00:00:00:02:01";
@@ -38,29 +39,6 @@ function config(states: Record<string, "active" | "draining" | "down"> = {}, wei
       { name: "web6", vip: VIP6, protocol: "tcp", port: 80, mode: "dsr", backends: ["s2"] },
     ],
   };
-}
-
-/** The test's ends of the wires, recording what the appliance sends. */
-class Wire {
-  readonly port: SimPort;
-  readonly got: Uint8Array[] = [];
-  constructor(name: string, mac: string, readonly peer: SimPort) {
-    this.port = new SimPort(name, parseMac(mac));
-    SimPort.wire(this.port, peer);
-    this.port.start((frames) => void this.got.push(...frames));
-  }
-  send(f: Uint8Array): void {
-    this.port.send([f]);
-  }
-  async waitFor(what: string, pred: (f: Uint8Array) => boolean, ms = 3000): Promise<Uint8Array> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const f = this.got.find(pred);
-      if (f) return f;
-      if (Date.now() > deadline) assert.fail(`${this.port.name}: no ${what} within ${ms} ms (got ${this.got.length} frames)`);
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  }
 }
 
 const dir = await mkdtemp(join(tmpdir(), "fsw-appliance-"));

@@ -12,6 +12,7 @@ import type { ConfigInput } from "../../host/config/schema.js";
 import { arp, ethernet, tcp4Frame, udp4Frame, parseMac, formatMac, ARP_REQUEST, ARP_REPLY, ETHERTYPE_ARP, SYN, ACK } from "../../host/net/frame.js";
 import { l2, arpOf } from "../../host/net/packet-view.js";
 import { encode, type ServiceMsg, type ServerState } from "../../host/discovery/protocol.js";
+import { Wire } from "../lib/sim-wire.js";
 
 const CLIENT_MAC = "02:00:00:00:01:01";
 const SERVER_MAC = "02:00:00:00:02:01";
@@ -39,29 +40,6 @@ const config: ConfigInput = {
   telemetry: { enabled: false },
   discovery: { keys: [{ id: KEY.id, secret: SECRET.toString("hex") }] },
 };
-
-/** The test's end of a wire, recording what the appliance sends. */
-class Wire {
-  readonly port: SimPort;
-  readonly got: Uint8Array[] = [];
-  constructor(name: string, mac: string, peer: SimPort) {
-    this.port = new SimPort(name, parseMac(mac));
-    SimPort.wire(this.port, peer);
-    this.port.start((frames) => void this.got.push(...frames));
-  }
-  send(f: Uint8Array): void {
-    this.port.send([f]);
-  }
-  async waitFor(what: string, pred: (f: Uint8Array) => boolean, ms = 3000): Promise<Uint8Array> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const f = this.got.find(pred);
-      if (f) return f;
-      if (Date.now() > deadline) assert.fail(`${this.port.name}: no ${what} within ${ms} ms (got ${this.got.length} frames)`);
-      await sleep(5);
-    }
-  }
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
