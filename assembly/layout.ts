@@ -101,6 +101,7 @@ export const CFG_RULES = 36; // absolute address of the flow-rule records (FR_*)
 export const CFG_NUM_RULES = 40; // rules in use, at most MAX_FLOW_RULES
 export const CFG_DISC_GROUP4 = 44; // u32 raw: IPv4 group service advertisements are sent to (0: none)
 export const CFG_DISC_PORT = 48; // u16 raw: their UDP port; 0 = discovery off, nothing punted for it
+export const CFG_DISC_GROUP6 = 224; // 16 bytes: IPv6 group service advertisements are sent to (all zero: none)
 export const CFG_LOCAL4 = 64; // up to 8 appliance IPv4 addresses (u32 raw), 0 = unused
 export const CFG_LOCAL4_MAX = 8;
 export const CFG_TIMEOUTS = 128; // u32 milliseconds each, below

@@ -25,7 +25,7 @@ import {
 } from "./meta";
 import {
   meta, rxRing, now, timeouts, services, backends, maglevSize, cfgFlags, numServices, scratch,
-  beginBatch, cb, rules, numRules, discGroup4, discPort,
+  beginBatch, cb, rules, numRules, discGroup4, discPort, discGroup6a, discGroup6b,
 } from "./state";
 import { parse } from "./parse";
 import { flowHash, touch, lookup, insert, remove, expired, sweep } from "./flow-table";
@@ -374,7 +374,9 @@ function notService(m: usize, v6: bool): void {
     }
   }
   if (discPort && proto == IPPROTO_UDP && dstPort(m, v6) == discPort &&
-      ((!v6 && load<u32>(dst) == discGroup4) || hasAddress(SIXK_LOCAL, fam, dst))) {
+      ((!v6 && load<u32>(dst) == discGroup4) ||
+       (v6 && load<u64>(dst) == discGroup6a && load<u64>(dst + 8) == discGroup6b) ||
+       hasAddress(SIXK_LOCAL, fam, dst))) {
     return toPunt(m, PUNT_DISCOVERY);
   }
   if (hasAddress(SIXK_LOCAL, fam, dst)) return toPunt(m, PUNT_LOCAL);

@@ -5,7 +5,7 @@ import {
   CB_FLOW4_BASE, CB_FLOW4_BUCKETS, CB_FLOW6_BASE, CB_FLOW6_BUCKETS, CB_CONFIG0, CB_CONFIG1,
   CB_SCRATCH, CB_BUF_BASE, CB_BUF_SIZE, CB_NOW_MS, CB_CONFIG_GEN, CB_ACK_GEN, CB_FLOW_SEED, CFG_FLAGS, CFG_SVC_INDEX,
   CFG_SVC_INDEX_MASK, CFG_SERVICES, CFG_BACKENDS, CFG_PORTS, CFG_MAGLEV_SIZE, CFG_TIMEOUTS, CFG_NUM_SERVICES, CFG_RULES, CFG_NUM_RULES,
-  CFG_DISC_GROUP4, CFG_DISC_PORT,
+  CFG_DISC_GROUP4, CFG_DISC_PORT, CFG_DISC_GROUP6,
   SCR_META,
 } from "./layout";
 
@@ -42,6 +42,8 @@ export let rules: usize = 0; // flow-rule records, in priority order
 export let numRules: u32 = 0;
 export let discGroup4: u32 = 0; // raw, as loaded from the packet
 export let discPort: u32 = 0; // raw; 0: discovery off
+export let discGroup6a: u64 = 0; // the IPv6 group's two halves, raw
+export let discGroup6b: u64 = 0;
 
 export function loadLayout(base: usize): void {
   cb = base;
@@ -90,4 +92,6 @@ export function selectConfig(copy: usize): void {
   numRules = load<u32>(copy + CFG_NUM_RULES);
   discGroup4 = load<u32>(copy + CFG_DISC_GROUP4);
   discPort = <u32>load<u16>(copy + CFG_DISC_PORT);
+  discGroup6a = load<u64>(copy + CFG_DISC_GROUP6);
+  discGroup6b = load<u64>(copy + CFG_DISC_GROUP6 + 8);
 }

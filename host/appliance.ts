@@ -361,6 +361,7 @@ export class Appliance {
       neighbors,
       backends: Object.fromEntries(this.effective().backends.map((b) => [b.name, { state: b.state, mac: b.mac ? formatMac(b.mac) : "unresolved" }])),
       ports: Object.fromEntries(this.board.ports.map((p) => [p.name, p.stats()])),
+      discovery: this.discovery(),
     };
   }
 

@@ -50,6 +50,8 @@ export interface DiscoveryInput {
   keys: { id: number; secret: string }[];
   /** IPv4 group the end systems send to (default 239.255.77.77). */
   group?: string;
+  /** IPv6 group the end systems send to (default ff02::77, link-local scope). */
+  group6?: string;
   /** UDP port (default 7777). */
   port?: number;
   /** Silent intervals before an end system is down (default 3). */
@@ -61,6 +63,7 @@ export interface DiscoveryInput {
 export interface DiscoveryConfig {
   keys: { id: number; secret: Uint8Array }[];
   group: Address;
+  group6: Address;
   port: number;
   missedIntervals: number;
   /** Port index. */
@@ -69,6 +72,7 @@ export interface DiscoveryConfig {
 
 export const DISCOVERY_DEFAULTS = {
   group: "239.255.77.77",
+  group6: "ff02::77",
   port: 7777,
   missedIntervals: 3,
 };

@@ -16,7 +16,7 @@ import {
   SNMP_RANGE, SNMP_COMMUNITY_FORM, SNMP_KEY_FORM, SNMP_TEXT_FORM, SNMP_LISTEN_FORM, isSnmpCommunity, isSnmpKey, isSnmpText, isListenAddress,
 } from "./validate.js";
 import {
-  DISCOVERY_RANGE, DISCOVERY_SECRET_FORM, DISCOVERY_GROUP_FORM, parseDiscoverySecret, isMulticastGroup4,
+  DISCOVERY_RANGE, DISCOVERY_SECRET_FORM, DISCOVERY_GROUP_FORM, DISCOVERY_GROUP6_FORM, parseDiscoverySecret, isMulticastGroup4, isMulticastGroup6,
 } from "./validate.js";
 import { DEFAULT_TIMEOUTS, type ConfigInput } from "./schema.js";
 
@@ -368,6 +368,7 @@ const discovery = container("discovery", "backends learnt from service advertise
     children: [leaf("secret", discoverySecret, "the key's secret")],
   }),
   leaf("group", text("<group>", "IPv4 multicast group", DISCOVERY_GROUP_FORM, isMulticastGroup4), "group the end systems advertise to (default 239.255.77.77)"),
+  leaf("group6", text("<group>", "IPv6 multicast group", DISCOVERY_GROUP6_FORM, isMulticastGroup6), "IPv6 group the end systems advertise to (default ff02::77)"),
   leaf("port", tcpPort, "UDP port of advertisements (default 7777)"),
   leaf("missedIntervals", int(...DISCOVERY_RANGE.missedIntervals), "silent intervals before an end system is down (default 3)"),
   leaf("via", reference("ports", "port"), "port the end systems are on (default: the first port with backends)"),

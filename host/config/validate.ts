@@ -758,6 +758,7 @@ export const DISCOVERY_RANGE = {
 export const DISCOVERY_SECRET_MIN_BYTES = 16;
 export const DISCOVERY_SECRET_FORM = `a secret of ${DISCOVERY_SECRET_MIN_BYTES} bytes or more, in hex or base64`;
 export const DISCOVERY_GROUP_FORM = "an IPv4 multicast group address (224.0.0.0/4)";
+export const DISCOVERY_GROUP6_FORM = "an IPv6 multicast group address (ff00::/8)";
 
 /** A key secret's bytes: hex (an even number of hex digits) or strict base64; undefined if neither or too short. */
 export function parseDiscoverySecret(text: string): Uint8Array | undefined {
@@ -776,9 +777,18 @@ export function isMulticastGroup4(text: string): boolean {
   }
 }
 
+export function isMulticastGroup6(text: string): boolean {
+  try {
+    const a = parseIP(text);
+    return a.family === 6 && a.bytes[0] === 0xff;
+  } catch {
+    return false;
+  }
+}
+
 function discoverySection(c: Checker, v: unknown, ports: Port[], backends: Backend[]): DiscoveryConfig | undefined {
   const D = DISCOVERY_DEFAULTS;
-  const d = c.object("discovery", v, ["keys", "group", "port", "missedIntervals", "via"]);
+  const d = c.object("discovery", v, ["keys", "group", "group6", "port", "missedIntervals", "via"]);
   if (!d) return undefined;
   const keys: DiscoveryConfig["keys"] = [];
   const ids = new Set<number>();
@@ -800,6 +810,10 @@ function discoverySection(c: Checker, v: unknown, ports: Port[], backends: Backe
   if (d.group !== undefined) {
     group = typeof d.group === "string" && isMulticastGroup4(d.group) ? { family: 4, bytes: parseIP(d.group).bytes, text: d.group } : c.fail("discovery.group", d.group, DISCOVERY_GROUP_FORM);
   }
+  let group6: Address | undefined = { family: 6, bytes: parseIP(D.group6).bytes, text: D.group6 };
+  if (d.group6 !== undefined) {
+    group6 = typeof d.group6 === "string" && isMulticastGroup6(d.group6) ? { family: 6, bytes: parseIP(d.group6).bytes, text: d.group6 } : c.fail("discovery.group6", d.group6, DISCOVERY_GROUP6_FORM);
+  }
   const port = c.int("discovery.port", d.port, D.port, ...RANGE.port);
   const missedIntervals = c.int("discovery.missedIntervals", d.missedIntervals, D.missedIntervals, ...DISCOVERY_RANGE.missedIntervals);
   let via: number | undefined;
@@ -810,8 +824,8 @@ function discoverySection(c: Checker, v: unknown, ports: Port[], backends: Backe
     via = ports.find((p) => backends.some((b) => b.via === p.index))?.index ?? ports[1]?.index ?? ports[0]?.index;
     if (via === undefined) c.fail("discovery.via", undefined, "a port the end systems are on (no port defined)");
   }
-  if (!group || port === undefined || missedIntervals === undefined || via === undefined) return undefined;
-  return { keys, group, port, missedIntervals, via };
+  if (!group || !group6 || port === undefined || missedIntervals === undefined || via === undefined) return undefined;
+  return { keys, group, group6, port, missedIntervals, via };
 }
 
 /** Validates or throws one Error listing every problem: for tools that cannot go on without a config. */

@@ -94,6 +94,17 @@ export interface RegistryOptions {
   flowRoom?: () => number;
   now?: () => number;
   log?: (line: string) => void;
+  /** Called when an end system appears or changes state (up, draining, leaving, down) or is forgotten ("gone"). */
+  onEndSystem?: (e: EndSystemChange) => void;
+}
+
+/** An end system's state change, for events, logs and notifications. */
+export interface EndSystemChange {
+  endSystem: string;
+  from: EndSystem["state"] | "new";
+  to: EndSystem["state"] | "gone";
+  reason: string;
+  at: number;
 }
 
 export class Registry {
@@ -191,7 +202,10 @@ export class Registry {
     const before = this.systems.get(m.endSystem);
     const next: EndSystem = { id: m.endSystem, addresses: m.addresses, services: m.services, state: m.state, intervalMs: m.intervalMs, lastSeen: this.now(), from };
     this.systems.set(m.endSystem, next);
-    if (!before || before.state !== next.state) this.log(`discovery: end system ${m.endSystem} is ${m.state}${before ? ` (was ${before.state})` : ""}`);
+    if (!before || before.state !== next.state) {
+      this.log(`discovery: end system ${m.endSystem} is ${m.state}${before ? ` (was ${before.state})` : ""}`);
+      this.opts.onEndSystem?.({ endSystem: m.endSystem, from: before?.state ?? "new", to: m.state, reason: `advertised ${m.state} from ${from}`, at: this.now() });
+    }
     if (before?.load) next.load = before.load;
     if (!before || JSON.stringify(backendFields(before)) !== JSON.stringify(backendFields(next))) this.opts.onChange();
     this.expire(); // a leaving end system's flow rules go at once
@@ -206,9 +220,11 @@ export class Registry {
       if (silent >= FORGET_AFTER_INTERVALS * e.intervalMs && (e.state === "down" || e.state === "leaving")) {
         this.systems.delete(id);
         this.weights.forget(id);
+        this.opts.onEndSystem?.({ endSystem: id, from: e.state, to: "gone", reason: `silent for ${silent} ms`, at: now });
         changed = true;
       } else if (e.state !== "down" && silent >= this.config.missedIntervals * e.intervalMs) {
         this.log(`discovery: end system ${id} is down: silent for ${silent} ms (${this.config.missedIntervals} intervals of ${e.intervalMs} ms)`);
+        this.opts.onEndSystem?.({ endSystem: id, from: e.state, to: "down", reason: `silent for ${silent} ms (${this.config.missedIntervals} intervals of ${e.intervalMs} ms)`, at: now });
         e.state = "down";
         changed = true;
       }

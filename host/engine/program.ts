@@ -116,6 +116,7 @@ export function writeConfigCopy(
   dv.setUint32(L.CFG_NUM_RULES, rules.length, true);
   if (config.discovery) {
     u8.set(config.discovery.group.bytes, L.CFG_DISC_GROUP4);
+    u8.set(config.discovery.group6.bytes, L.CFG_DISC_GROUP6);
     dv.setUint16(L.CFG_DISC_PORT, config.discovery.port, false); // raw, as the engine loads packet ports
   }
   rules.forEach((rule, i) => writeRule(u8, dv, cl.rules + i * L.FR_SIZE, rule, slots));

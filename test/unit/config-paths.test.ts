@@ -88,7 +88,7 @@ function fullConfig(): ConfigInput {
     },
     discovery: {
       keys: [{ id: 1, secret: "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff" }, { id: 2, secret: Buffer.alloc(24, 3).toString("base64") }],
-      group: "239.255.77.78", port: 7778, missedIntervals: 4, via: "server",
+      group: "239.255.77.78", group6: "ff02::78", port: 7778, missedIntervals: 4, via: "server",
     },
   };
 }
@@ -200,6 +200,7 @@ test("config: discovery keys, group, port, missed intervals and via port are val
   const d = ok.config.discovery!;
   assert.deepEqual(d.keys.map((k) => [k.id, Buffer.from(k.secret).toString("hex")]), [[5, hex], [6, "01".repeat(16)]]);
   assert.equal(d.group.text, "239.255.77.77");
+  assert.equal(d.group6.text, "ff02::77");
   assert.equal(d.port, 7777);
   assert.equal(d.missedIntervals, 3);
   assert.equal(d.via, 1, "default: the first port with backends");
@@ -208,11 +209,11 @@ test("config: discovery keys, group, port, missed intervals and via port are val
 
   const short = "00112233445566778899aabbccddee"; // 15 bytes
   const bad = errorsOf(labConfig([svc("dsr")], {
-    discovery: { keys: [{ id: 0, secret: short }, { id: 7, secret: "not a secret!" }, { id: 7, secret: hex }], group: "10.0.0.1", port: 0, missedIntervals: 0, via: "nowhere" } as never,
+    discovery: { keys: [{ id: 0, secret: short }, { id: 7, secret: "not a secret!" }, { id: 7, secret: hex }], group: "10.0.0.1", group6: "fd00::1", port: 0, missedIntervals: 0, via: "nowhere" } as never,
   }));
   const paths = bad.map((e) => e.path).sort();
   assert.deepEqual(paths, [
-    "discovery.group", "discovery.keys[0].id", "discovery.keys[0].secret", "discovery.keys[1].secret", "discovery.keys[2].id",
+    "discovery.group", "discovery.group6", "discovery.keys[0].id", "discovery.keys[0].secret", "discovery.keys[1].secret", "discovery.keys[2].id",
     "discovery.missedIntervals", "discovery.port", "discovery.via",
   ].sort());
   for (const e of bad.filter((x) => x.path.endsWith(".secret"))) assert.equal(e.value, "(hidden)");
