@@ -14,7 +14,7 @@ import type { Board } from "../board/types.js";
 import type { Config } from "./config/schema.js";
 import { validate, formatError } from "./config/validate.js";
 import { EnginePool } from "./engine/pool.js";
-import { readFlows, subtractCounters, type CounterSnapshot, type FlowFilter, type FlowRow } from "./engine/index.js";
+import { readFlows, countFlowsByBackend, subtractCounters, type CounterSnapshot, type FlowFilter, type FlowRow } from "./engine/index.js";
 import { Neighbors, type NeighborSource } from "./net/neighbors.js";
 import { Responder } from "./net/responder.js";
 import { formatMac, parseIP } from "./net/frame.js";
@@ -149,7 +149,10 @@ export class Appliance {
       this.events.emit({ type: c.to === "down" ? "backend-down" : "backend-up", backend: c.backend, reason: c.reason, at: c.at });
       this.reapplySoon();
     });
-    this.watchTimer = setInterval(() => this.watchFlowTable(), STATUS_EVERY_MS);
+    this.watchTimer = setInterval(() => {
+      this.watchFlowTable();
+      this.reapLeaving();
+    }, STATUS_EVERY_MS);
     this.watchTimer.unref();
     this.monitoring = new Monitoring(this.view(), this.log);
     await this.monitoring.apply(c);
@@ -394,10 +397,27 @@ export class Appliance {
   /** Flow entries per backend, counted from the tables at most every 5 s (a full scan is not free). */
   private activeFlowCounts(): Map<string, number> {
     if (Date.now() - this.activeFlows.at < 5000) return this.activeFlows.counts;
+    return this.countFlowsNow();
+  }
+
+  private countFlowsNow(): Map<string, number> {
     const counts = new Map<string, number>();
-    for (const f of this.flows({})) if (!f.reverse) counts.set(f.backend, (counts.get(f.backend) ?? 0) + 1);
+    for (const e of this.pool.engines) countFlowsByBackend(e, counts);
     this.activeFlows = { at: Date.now(), counts };
     return counts;
+  }
+
+  /**
+   * Leaving end systems whose flows have all ended are removed. The count is taken fresh, after
+   * they started leaving, so no flow that existed then is missed.
+   */
+  private reapLeaving(): void {
+    const r = this.registry;
+    if (!r || r.leaving().length === 0) return;
+    const counts = this.countFlowsNow();
+    const byEndSystem = new Map<string, number>();
+    for (const b of this.advertisedBackends()) byEndSystem.set(b.endSystem, (byEndSystem.get(b.endSystem) ?? 0) + (counts.get(b.name) ?? 0));
+    r.reap((id) => byEndSystem.get(id) ?? 0);
   }
 
   /**

@@ -56,6 +56,8 @@ export interface DiscoveryInput {
   port?: number;
   /** Silent intervals before an end system is down (default 3). */
   missedIntervals?: number;
+  /** Seconds a leaving end system's existing flows are waited for before it is removed anyway (default 300). */
+  leaveTimeoutS?: number;
   /** The server-facing port the end systems are on (default: the first port with backends, else the second port). */
   via?: string;
 }
@@ -66,6 +68,8 @@ export interface DiscoveryConfig {
   group6: Address;
   port: number;
   missedIntervals: number;
+  /** Longest a leaving end system's flows are waited for before it is removed anyway. */
+  leaveTimeoutS: number;
   /** Port index. */
   via: number;
 }
@@ -75,6 +79,7 @@ export const DISCOVERY_DEFAULTS = {
   group6: "ff02::77",
   port: 7777,
   missedIntervals: 3,
+  leaveTimeoutS: 300,
 };
 
 /** A console / management login. Only the hash is ever stored: `scrypt$N$r$p$<salt>$<hash>` (base64). */

@@ -371,6 +371,7 @@ const discovery = container("discovery", "backends learnt from service advertise
   leaf("group6", text("<group>", "IPv6 multicast group", DISCOVERY_GROUP6_FORM, isMulticastGroup6), "IPv6 group the end systems advertise to (default ff02::77)"),
   leaf("port", tcpPort, "UDP port of advertisements (default 7777)"),
   leaf("missedIntervals", int(...DISCOVERY_RANGE.missedIntervals), "silent intervals before an end system is down (default 3)"),
+  leaf("leaveTimeoutS", int(...DISCOVERY_RANGE.leaveTimeoutS, "<seconds>", " s"), "how long a leaving end system's flows are waited for (default 300)"),
   leaf("via", reference("ports", "port"), "port the end systems are on (default: the first port with backends)"),
 ]);
 

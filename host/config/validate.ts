@@ -753,6 +753,7 @@ function snmpSection(c: Checker, v: unknown): SnmpConfig {
 export const DISCOVERY_RANGE = {
   keyId: [1, 65535],
   missedIntervals: [1, 100],
+  leaveTimeoutS: [1, 86400],
 } as const satisfies Record<string, readonly [number, number]>;
 /** Shortest key secret: an HMAC-SHA256 key under 16 bytes is guessable offline from one datagram. */
 export const DISCOVERY_SECRET_MIN_BYTES = 16;
@@ -788,7 +789,7 @@ export function isMulticastGroup6(text: string): boolean {
 
 function discoverySection(c: Checker, v: unknown, ports: Port[], backends: Backend[]): DiscoveryConfig | undefined {
   const D = DISCOVERY_DEFAULTS;
-  const d = c.object("discovery", v, ["keys", "group", "group6", "port", "missedIntervals", "via"]);
+  const d = c.object("discovery", v, ["keys", "group", "group6", "port", "missedIntervals", "leaveTimeoutS", "via"]);
   if (!d) return undefined;
   const keys: DiscoveryConfig["keys"] = [];
   const ids = new Set<number>();
@@ -816,6 +817,7 @@ function discoverySection(c: Checker, v: unknown, ports: Port[], backends: Backe
   }
   const port = c.int("discovery.port", d.port, D.port, ...RANGE.port);
   const missedIntervals = c.int("discovery.missedIntervals", d.missedIntervals, D.missedIntervals, ...DISCOVERY_RANGE.missedIntervals);
+  const leaveTimeoutS = c.int("discovery.leaveTimeoutS", d.leaveTimeoutS, D.leaveTimeoutS, ...DISCOVERY_RANGE.leaveTimeoutS);
   let via: number | undefined;
   if (d.via !== undefined) {
     via = ports.find((p) => p.name === d.via)?.index;
@@ -824,8 +826,8 @@ function discoverySection(c: Checker, v: unknown, ports: Port[], backends: Backe
     via = ports.find((p) => backends.some((b) => b.via === p.index))?.index ?? ports[1]?.index ?? ports[0]?.index;
     if (via === undefined) c.fail("discovery.via", undefined, "a port the end systems are on (no port defined)");
   }
-  if (!group || !group6 || port === undefined || missedIntervals === undefined || via === undefined) return undefined;
-  return { keys, group, group6, port, missedIntervals, via };
+  if (!group || !group6 || port === undefined || missedIntervals === undefined || leaveTimeoutS === undefined || via === undefined) return undefined;
+  return { keys, group, group6, port, missedIntervals, leaveTimeoutS, via };
 }
 
 /** Validates or throws one Error listing every problem: for tools that cannot go on without a config. */

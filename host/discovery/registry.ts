@@ -11,10 +11,14 @@
 // end system is up or draining and it is refreshed within 3 of the end system's intervals; no
 // more are kept than flowRoom() allows, the rest are refused and counted.
 //
-// Trade-offs: only IPv4/IPv6 over UDP without IP options beyond what packet-view.ts reads. End systems that
-// are down or leaving are kept (as down) so that their flows are handled as for a failed server;
-// they are forgotten after FORGET_AFTER_INTERVALS of their interval, which bounds the table to
-// what key holders recently advertised.
+// Leaving is a drain that ends by itself: a leaving end system takes no new flows, keeps the ones it
+// has, and is removed once the appliance finds none left in its tables (reap()) or leaveTimeoutS
+// has passed; it is never marked down for falling silent, since a leaving agent stops sending.
+//
+// Trade-offs: only IPv4/IPv6 over UDP without IP options beyond what packet-view.ts reads. End
+// systems that are down are kept so that their flows are handled as for a failed server; they are
+// forgotten after FORGET_AFTER_INTERVALS of their interval, which bounds the table to what key
+// holders recently advertised.
 import { isIP } from "node:net";
 import type { BackendState, DiscoveryConfig } from "../config/schema.js";
 import { l2, ipOf } from "../net/packet-view.js";
@@ -24,7 +28,7 @@ import { LoadWeights, type LoadSample } from "./load-weights.js";
 import { flowKey, mapFlow, type AdvertisedRule } from "./flow-rules.js";
 import { ReplayGuard, type ReplayVerdict } from "./replay.js";
 
-/** A down or leaving end system is forgotten after this many of its intervals (its flows have long moved). */
+/** A down end system is forgotten after this many of its intervals (its flows have long moved). */
 const FORGET_AFTER_INTERVALS = 100;
 /** Source addresses whose refusals are counted one by one; beyond this they go to "other". */
 const MAX_REJECT_SOURCES = 256;
@@ -48,6 +52,8 @@ export interface EndSystem {
   from: string;
   /** The last LOAD accepted, with the local clock (ms) it arrived at. */
   load?: LoadSample & { at: number };
+  /** Local clock, ms, of the first SERVICE that said leaving (while it is leaving). */
+  leavingSince?: number;
 }
 
 /** A flow rule an end system (or the supervisor) advertised, mapped for the data plane. */
@@ -201,6 +207,7 @@ export class Registry {
   private service(m: ServiceMsg, from: string): void {
     const before = this.systems.get(m.endSystem);
     const next: EndSystem = { id: m.endSystem, addresses: m.addresses, services: m.services, state: m.state, intervalMs: m.intervalMs, lastSeen: this.now(), from };
+    if (m.state === "leaving") next.leavingSince = before?.state === "leaving" ? before.leavingSince : next.lastSeen;
     this.systems.set(m.endSystem, next);
     if (!before || before.state !== next.state) {
       this.log(`discovery: end system ${m.endSystem} is ${m.state}${before ? ` (was ${before.state})` : ""}`);
@@ -217,12 +224,15 @@ export class Registry {
     let changed = false;
     for (const [id, e] of this.systems) {
       const silent = now - e.lastSeen;
-      if (silent >= FORGET_AFTER_INTERVALS * e.intervalMs && (e.state === "down" || e.state === "leaving")) {
+      if (e.state === "leaving" && now - (e.leavingSince ?? now) >= this.config.leaveTimeoutS * 1000) {
+        this.remove(e, `its flows did not end within ${this.config.leaveTimeoutS} s of leaving`);
+        changed = true;
+      } else if (silent >= FORGET_AFTER_INTERVALS * e.intervalMs && e.state === "down") {
         this.systems.delete(id);
         this.weights.forget(id);
         this.opts.onEndSystem?.({ endSystem: id, from: e.state, to: "gone", reason: `silent for ${silent} ms`, at: now });
         changed = true;
-      } else if (e.state !== "down" && silent >= this.config.missedIntervals * e.intervalMs) {
+      } else if (e.state !== "down" && e.state !== "leaving" && silent >= this.config.missedIntervals * e.intervalMs) {
         this.log(`discovery: end system ${id} is down: silent for ${silent} ms (${this.config.missedIntervals} intervals of ${e.intervalMs} ms)`);
         this.opts.onEndSystem?.({ endSystem: id, from: e.state, to: "down", reason: `silent for ${silent} ms (${this.config.missedIntervals} intervals of ${e.intervalMs} ms)`, at: now });
         e.state = "down";
@@ -242,12 +252,45 @@ export class Registry {
     return changed;
   }
 
-  /** One timer, at the next moment an end system goes down or is forgotten. */
+  /** A leaving end system goes: its backends leave the configuration, so flows still on it move as for a failed server. */
+  private remove(e: EndSystem, why: string): void {
+    this.systems.delete(e.id);
+    this.weights.forget(e.id);
+    this.log(`discovery: end system ${e.id} removed: ${why}`);
+    this.opts.onEndSystem?.({ endSystem: e.id, from: e.state, to: "gone", reason: why, at: this.now() });
+  }
+
+  /** Ids of the end systems that are leaving: the appliance counts their flows and calls reap(). */
+  leaving(): string[] {
+    return [...this.systems.values()].filter((e) => e.state === "leaving").map((e) => e.id);
+  }
+
+  /**
+   * Removes every leaving end system that `flowsOf` says has no flow left (counted in the tables
+   * after it started leaving). Returns the ids removed.
+   */
+  reap(flowsOf: (endSystem: string) => number): string[] {
+    const gone: string[] = [];
+    for (const e of [...this.systems.values()]) {
+      if (e.state !== "leaving" || flowsOf(e.id) > 0) continue;
+      this.remove(e, "left, and no flow of it remains");
+      gone.push(e.id);
+    }
+    if (gone.length) {
+      this.opts.onChange();
+      this.schedule();
+    }
+    return gone;
+  }
+
+  /** One timer, at the next moment an end system goes down, finishes leaving or is forgotten. */
   private schedule(): void {
     clearTimeout(this.timer);
     let next = Infinity;
     for (const e of this.systems.values()) {
-      const at = e.lastSeen + (e.state === "down" || e.state === "leaving" ? FORGET_AFTER_INTERVALS : this.config.missedIntervals) * e.intervalMs;
+      const at = e.state === "leaving"
+        ? (e.leavingSince ?? e.lastSeen) + this.config.leaveTimeoutS * 1000
+        : e.lastSeen + (e.state === "down" ? FORGET_AFTER_INTERVALS : this.config.missedIntervals) * e.intervalMs;
       if (at < next) next = at;
     }
     for (const f of this.flowTable.values()) {
@@ -266,13 +309,13 @@ export class Registry {
 
   /**
    * One backend per end system and address family it serves: named es-<id> (IPv6: es-<id>-v6
-   * when it serves IPv4 too), at its first address of the family. up -> active, draining ->
-   * draining, leaving or silent -> down.
+   * when it serves IPv4 too), at its first address of the family. up -> active, draining or
+   * leaving -> draining (no new flows, existing ones stay), silent -> down.
    */
   backends(): AdvertisedBackend[] {
     const out: AdvertisedBackend[] = [];
     for (const e of this.systems.values()) {
-      const state: BackendState = e.state === "up" ? "active" : e.state === "draining" ? "draining" : "down";
+      const state: BackendState = e.state === "up" ? "active" : e.state === "draining" || e.state === "leaving" ? "draining" : "down";
       const byFamily = { 4: e.services.filter((s) => isIP(s.vip) === 4), 6: e.services.filter((s) => isIP(s.vip) === 6) };
       for (const family of [4, 6] as const) {
         const address = e.addresses.find((a) => isIP(a) === family);

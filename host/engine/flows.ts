@@ -76,3 +76,34 @@ export function readFlows(engine: Engine, filter: FlowFilter = {}): FlowRow[] {
   }
   return out;
 }
+
+/**
+ * Live forward flows per backend name, straight from the tables: no row is built, so a scan of a
+ * million entries costs milliseconds. Reverse (NAT return) entries are not counted: each flow has
+ * one forward entry.
+ */
+export function countFlowsByBackend(engine: Engine, into = new Map<string, number>()): Map<string, number> {
+  const mem = engine.bytes;
+  const dv = new DataView(mem.buffer);
+  const now = engine.clock;
+  const bySlot = new Map<number, number>();
+  for (const t of [
+    { base: engine.plan.flow4, buckets: engine.plan.flow4Buckets, es: L.FLOW4_ENTRY, ko: L.FLOW4_KEY },
+    { base: engine.plan.flow6, buckets: engine.plan.flow6Buckets, es: L.FLOW6_ENTRY, ko: L.FLOW6_KEY },
+  ]) {
+    const entries = t.buckets * L.FLOW_WAYS;
+    for (let i = 0, v = t.base + t.ko; i < entries; i++, v += t.es) {
+      const flags = mem[v + L.FV_FLAGS];
+      if (!(flags & L.FF_VALID) || flags & L.FF_REVERSE) continue;
+      if (((dv.getUint32(v + L.FV_EXPIRES, true) - now) | 0) <= 0) continue;
+      const slot = dv.getUint16(v + L.FV_BACKEND, true);
+      bySlot.set(slot, (bySlot.get(slot) ?? 0) + 1);
+    }
+  }
+  const names = engine.slots.backends.names();
+  for (const [slot, n] of bySlot) {
+    const name = names.get(slot);
+    if (name !== undefined) into.set(name, (into.get(name) ?? 0) + n);
+  }
+  return into;
+}

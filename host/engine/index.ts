@@ -4,4 +4,4 @@ export { runFrames, type TimedFrame, type EndedFrame, type OfflineResult } from 
 export { readCounters, fateIdentityHolds, subtractCounters, DROP_REASON_NAMES, PUNT_REASON_NAMES, type CounterSnapshot } from "./counters.js";
 export { planMemory, flowBytesPerFlow, type RegionPlan } from "./memory-plan.js";
 export { buildMaglev, maglevShares } from "./maglev.js";
-export { readFlows, type FlowRow, type FlowFilter } from "./flows.js";
+export { readFlows, countFlowsByBackend, type FlowRow, type FlowFilter } from "./flows.js";

@@ -31,14 +31,14 @@ const config: ConfigInput = {
     { name: "client", mac: CLIENT_MAC, ipv4: "192.0.2.1", gatewayMac: ROUTER_MAC },
     { name: "server", mac: SERVER_MAC, ipv4: "10.0.2.1" },
   ],
-  dataplane: { flows: { ipv4: 4096, ipv6: 1024 }, limits: { services: 4, backends: 8 }, buffers: { count: 1024 }, engines: 1, noVip: "drop" },
+  dataplane: { flows: { ipv4: 4096, ipv6: 1024 }, limits: { services: 4, backends: 8 }, buffers: { count: 1024 }, engines: 1, noVip: "drop", timeouts: { tcpClosing: 1 } },
   backends: [{ name: "s2", address: "10.0.2.12", mac: S2_MAC, via: "server" }],
   services: [
     { name: "web", vip: VIP, protocol: "tcp", port: 80, mode: "dsr", backends: ["s2"] },
     { name: "dns", vip: VIP, protocol: "udp", port: 53, mode: "dsr", backends: ["s2"] },
   ],
   telemetry: { enabled: false },
-  discovery: { keys: [{ id: KEY.id, secret: SECRET.toString("hex") }] },
+  discovery: { keys: [{ id: KEY.id, secret: SECRET.toString("hex") }], leaveTimeoutS: 5 },
 };
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -59,13 +59,13 @@ after(async () => {
 
 let seq = Date.now();
 /** A SERVICE datagram from end system es1, as the agent sends it to the group. */
-function advert(state: ServerState, intervalMs = 60_000, key = KEY): Uint8Array {
+function advert(state: ServerState, intervalMs = 60_000, key = KEY, es = { id: "es1", ip: ES_IP, mac: ES_MAC }): Uint8Array {
   const msg: ServiceMsg = {
-    type: "service", endSystem: "es1", addresses: [ES_IP], state, intervalMs,
+    type: "service", endSystem: es.id, addresses: [es.ip], state, intervalMs,
     services: [{ vip: VIP, protocol: 6, port: 80, weight: 1, capacity: 0 }],
   };
-  const payload = encode(msg, key, seq++, Date.now(), "es1");
-  return udp4Frame({ srcMac: ES_MAC, dstMac: GROUP_MAC, src: ES_IP, dst: GROUP, sport: 7777, dport: 7777, payload });
+  const payload = encode(msg, key, seq++, Date.now(), es.id);
+  return udp4Frame({ srcMac: es.mac, dstMac: GROUP_MAC, src: es.ip, dst: GROUP, sport: 7777, dport: 7777, payload });
 }
 
 type Status = { backends: Record<string, { state: string; mac: string }> };
@@ -166,4 +166,50 @@ test("discovery: an end system silent for 3 of its intervals is down, and back w
   assert.ok(logs.some((l) => l.includes("discovery: end system es1 is down")), logs.join("\n"));
   sw.send(advert("up", 60_000));
   await until("es-es1 back", () => backendOf("es-es1")?.state === "active");
+});
+
+/** Brings end system `es` up (advertisement, then its ARP answer) and returns a source port of a flow it took. */
+async function joinAndTakeFlow(es: { id: string; ip: string; mac: string }, firstPort: number): Promise<number> {
+  sw.send(advert("up", 60_000, KEY, es));
+  await sw.waitFor(`ARP request for ${es.ip}`, isArpFor(es.ip));
+  sw.send(ethernet({ dst: SERVER_MAC, src: es.mac, etherType: ETHERTYPE_ARP, payload: arp({ op: ARP_REPLY, sha: es.mac, spa: es.ip, tha: SERVER_MAC, tpa: "10.0.2.1" }) }));
+  await until(`es-${es.id} active`, () => backendOf(`es-${es.id}`)?.mac === es.mac && backendOf(`es-${es.id}`)?.state === "active");
+  const flows = await newFlows(60, firstPort);
+  const mine = [...flows].filter(([, m]) => m === es.mac).map(([p]) => p);
+  assert.ok(mine.length > 0, `${es.id} took some of 60 new flows`);
+  // only one flow of it stays: the others end at once (RST, then the 1 s closing timeout)
+  for (const p of mine.slice(1)) router.send(tcp4Frame({ srcMac: ROUTER_MAC, dstMac: CLIENT_MAC, src: "198.51.100.9", dst: VIP, sport: p, dport: 80, flags: 0x04 }));
+  return mine[0];
+}
+
+const known = (id: string): boolean => box.discovery()!.endSystems.some((e) => e.id === id);
+
+test("discovery: a leaving end system keeps its flows, takes no new ones, and is removed once its last flow has ended", async () => {
+  const es3 = { id: "es3", ip: "10.0.2.23", mac: "02:00:00:00:02:23" };
+  const port = await joinAndTakeFlow(es3, 50_000);
+  sw.send(advert("leaving", 60_000, KEY, es3));
+  await until("es-es3 no longer takes new flows", () => backendOf("es-es3")?.state === "draining");
+  const flows = await newFlows(40, 51_000);
+  assert.ok([...flows.values()].every((m) => m !== es3.mac), "no new flow to a leaving end system");
+  const start = sw.got.length;
+  router.send(tcp4Frame({ srcMac: ROUTER_MAC, dstMac: CLIENT_MAC, src: "198.51.100.9", dst: VIP, sport: port, dport: 80, flags: ACK }));
+  const f = await sw.waitFor("the established flow's packet", (x) => sw.got.indexOf(x) >= start && x[14 + 9] === 6 && ((x[34] << 8) | x[35]) === port);
+  assert.equal(formatMac(f.subarray(0, 6)), es3.mac, "its established flow stays on it");
+  await sleep(2500); // the other flows have ended (1 s closing timeout) and reaping ran: the one left holds it
+  assert.ok(known("es3"), "still there while a flow of it lives");
+  router.send(tcp4Frame({ srcMac: ROUTER_MAC, dstMac: CLIENT_MAC, src: "198.51.100.9", dst: VIP, sport: port, dport: 80, flags: 0x04 }));
+  await until("es3 removed after its last flow ended", () => !known("es3") && backendOf("es-es3") === undefined, 4000);
+  assert.ok(logs.some((l) => l.includes("end system es3 removed: left, and no flow of it remains")), logs.join("\n"));
+});
+
+test("discovery: a leaving end system whose flows do not end is removed after leaveTimeoutS", async () => {
+  const es4 = { id: "es4", ip: "10.0.2.24", mac: "02:00:00:00:02:24" };
+  await joinAndTakeFlow(es4, 52_000);
+  sw.send(advert("leaving", 60_000, KEY, es4));
+  const leftAt = Date.now();
+  await until("es-es4 draining", () => backendOf("es-es4")?.state === "draining");
+  await until("es4 removed after the leave timeout", () => !known("es4"), 8000);
+  const took = Date.now() - leftAt;
+  assert.ok(took >= 4900, `removed after ${took} ms, not before leaveTimeoutS (5 s)`);
+  assert.ok(logs.some((l) => l.includes("end system es4 removed: its flows did not end within 5 s of leaving")), logs.join("\n"));
 });

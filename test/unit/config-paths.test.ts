@@ -88,7 +88,7 @@ function fullConfig(): ConfigInput {
     },
     discovery: {
       keys: [{ id: 1, secret: "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff" }, { id: 2, secret: Buffer.alloc(24, 3).toString("base64") }],
-      group: "239.255.77.78", group6: "ff02::78", port: 7778, missedIntervals: 4, via: "server",
+      group: "239.255.77.78", group6: "ff02::78", port: 7778, missedIntervals: 4, leaveTimeoutS: 60, via: "server",
     },
   };
 }
