@@ -48,6 +48,8 @@ export const CB_RX_RING = 64;
 export const CB_TX_RING = 68;
 export const CB_PUNT_RING = 72;
 export const CB_FREE_RING = 76;
+export const CB_EVENT_RING = 80; // engine -> host: flow events (EV_* records), for HA flow-state sync
+export const CB_SYNC_RING = 84; // host -> engine: flow entries to install (EV_* records), from the HA peer
 export const CB_BUF_BASE = 96;
 export const CB_BUF_COUNT = 100;
 export const CB_BUF_SIZE = 104;
@@ -113,6 +115,8 @@ export const TO_ICMP = 16;
 export const TO_OTHER = 20;
 
 export const CFGF_NOVIP_FORWARD = 1; // traffic for no VIP goes out the port's peer at L2
+export const CFGF_STANDBY = 2; // HA standby: nothing is forwarded or answered; advertisements still punted
+export const CFGF_FLOW_EVENTS = 4; // report flow creations and closings on the event ring (HA active)
 
 // port record
 export const PORT_SIZE = 64;
@@ -204,6 +208,20 @@ export const FRA_MPLS_POP = 32; // remove the top label, if any
 export const MPLS_TPID = 0x8847;
 export const VLAN_TPID = 0x8100;
 
+// ---- flow events (engine -> host) and flow installs (host -> engine) ---------------------------
+// Both rings hold EV_SIZE records inline (not descriptors): a flow entry as the table holds it,
+// with its idle time left instead of the engine's clock. The event ring is never waited on: when
+// the host falls behind, events are dropped and counted (the HA bulk resync makes them good).
+export const EVENT_RING_CAPACITY = 32768; // records, a power of two
+export const EV_SIZE = 80;
+export const EV_KIND = 0; // u8 EVK_*
+export const EV_FAMILY = 1; // u8 4 or 6
+export const EV_LEFT = 4; // u32 ms until the entry expires
+export const EV_ENTRY = 8; // FLOW4_ENTRY or FLOW6_ENTRY bytes: key then value
+export const EVK_NEW = 1; // a flow entry was created (forward, or a NAT return entry)
+export const EVK_CLOSING = 2; // the flow saw its first FIN or RST
+export const EVK_INSTALL = 3; // sync ring: install or overwrite this entry
+
 // ---- flow tables ------------------------------------------------------------------------------
 // A bucket is one 64-byte cache line of two IPv4 entries (or two 64-byte IPv6 entries); each key
 // hashes to two buckets (cuckoo). The full key is kept and compared. Tables are sized to
@@ -264,6 +282,10 @@ export const C_FLOW_CUCKOO_MOVES = 15;
 export const C_PUNT_REASON_BASE = 16; // + punt reason: frames punted for each reason (16-23)
 export const PUNT_REASONS = 8;
 export const C_FLOW_REUSED = 24; // a SYN on a closing flow's 5-tuple: a new connection, chosen afresh
+export const C_FLOW_EVENTS = 25; // records put on the event ring
+export const C_FLOW_EVENTS_LOST = 26; // ... that did not fit: the host was behind
+export const C_SYNC_INSTALLED = 27; // entries installed from the sync ring
+export const C_SYNC_FAILED = 28; // ... that found no room in the table
 
 export const C_DROP_BASE = 32; // + drop reason
 export const DROP_REASONS = 32;
@@ -295,6 +317,7 @@ export const DR_NO_NEIGHBOR = 25;
 export const DR_NO_HEADROOM = 26;
 export const DR_BAD_ICMP = 27;
 export const DR_BAD_IPV6_HEADER = 28;
+export const DR_STANDBY = 29; // an HA standby forwards nothing
 
 export const C_PORT_BASE = 64; // + port * PORT_COUNTER_WORDS + below
 export const PORT_COUNTER_WORDS = 8;

@@ -17,6 +17,8 @@ import {
   DR_FLOW_TABLE_FULL, DR_FRAGMENT_TO_VIP, DR_BACKEND_DOWN, CB_SINK, SCR_NAT_KEY, DR_NO_HEADROOM,
   MODE_TUNNEL, FV_RULE, FV_PACKETS_MASK, MAX_FLOW_RULES, FR_SIZE, FR_FAMILY, FR_PROTO,
   FR_PREFIX_LEN, FR_PORT, FR_BACKEND, FR_IDLE_MS, FR_SOURCE, FR_VIP,
+  CFGF_STANDBY, DR_STANDBY, EVK_NEW, EVK_CLOSING, EV_SIZE, EV_FAMILY, EV_LEFT, EV_ENTRY,
+  RING_HEAD, RING_TAIL, RING_MASK, RING_ENTRIES, C_SYNC_INSTALLED, C_SYNC_FAILED,
 } from "./layout";
 import {
   M_ADDR, M_LEN, M_PORT, M_VERDICT, M_REASON, M_FAMILY, M_PROTO, M_TCPF, M_PFLAGS, M_HASH,
@@ -25,14 +27,14 @@ import {
 } from "./meta";
 import {
   meta, rxRing, now, timeouts, services, backends, maglevSize, cfgFlags, numServices, scratch,
-  beginBatch, cb, rules, numRules, discGroup4, discPort, discGroup6a, discGroup6b,
+  beginBatch, cb, rules, numRules, discGroup4, discPort, discGroup6a, discGroup6b, syncRing,
 } from "./state";
 import { parse } from "./parse";
 import { flowHash, touch, lookup, insert, remove, expired, sweep } from "./flow-table";
 import { findService, hasAddress } from "./services";
 import { hashWords, hash4 } from "./hash";
 import { count, countAdd, portCounter, serviceCounter, backendAdd } from "./counters";
-import { openRings, closeRings, toTx, toPunt, toDrop, rxPending, rxDesc, rxRelease } from "./rings";
+import { openRings, closeRings, toTx, toPunt, toDrop, rxPending, rxDesc, rxRelease, flowEvent } from "./rings";
 import { dsr, natForward, natReturn, tunnel, portUp, portRec } from "./rewrite";
 import { tcpReset } from "./icmp";
 import { applyActions } from "./qos";
@@ -42,6 +44,7 @@ let sink: u32 = 0; // keeps the first pass's bucket touches from being optimised
 /** Processes up to max frames from the rx ring; returns how many it took. */
 export function runBatch(max: u32): u32 {
   beginBatch();
+  if (syncRing) installSynced();
   let n = rxPending(rxRing);
   if (n > max) n = max;
   if (n > <u32>MAX_BATCH) n = MAX_BATCH;
@@ -85,9 +88,40 @@ function firstPass(d: usize, m: usize): void {
   }
 }
 
+/** Flow entries the host hands over from the HA peer, installed (or overwritten) before the batch. */
+const SYNC_PER_BATCH: u32 = 4096;
+function installSynced(): void {
+  const head = atomic.load<u32>(syncRing + RING_HEAD);
+  let tail = load<u32>(syncRing + RING_TAIL);
+  const mask = load<u32>(syncRing + RING_MASK);
+  for (let n: u32 = 0; tail != head && n < SYNC_PER_BATCH; n++, tail++) {
+    const d = syncRing + RING_ENTRIES + <usize>(tail & mask) * EV_SIZE;
+    const v6 = load<u8>(d + EV_FAMILY) == 6;
+    const key = d + EV_ENTRY;
+    const ko: usize = v6 ? FLOW6_KEY : FLOW4_KEY;
+    const h = flowHash(key, v6);
+    let e = lookup(key, h, v6);
+    if (!e) e = insert(key, h, v6);
+    if (!e) {
+      count(C_SYNC_FAILED);
+      continue;
+    }
+    memory.copy(e + ko, key + ko, 16);
+    store<u8>(e + ko + FV_FLAGS, load<u8>(e + ko + FV_FLAGS) | <u8>FF_VALID);
+    store<u32>(e + ko + FV_EXPIRES, now + load<u32>(d + EV_LEFT));
+    count(C_SYNC_INSTALLED);
+  }
+  atomic.store<u32>(syncRing + RING_TAIL, tail);
+}
+
 function secondPass(m: usize): void {
   if (load<u8>(m + M_VERDICT) == V_DROP) return toDrop(m, load<u8>(m + M_REASON));
   const fam = load<u8>(m + M_FAMILY);
+  if (cfgFlags & CFGF_STANDBY) {
+    // the active peer forwards and answers; the standby only listens to advertisements
+    if ((fam == FAM_IPV4 || fam == FAM_IPV6) && isDiscovery(m, fam == FAM_IPV6)) return toPunt(m, PUNT_DISCOVERY);
+    return toDrop(m, DR_STANDBY);
+  }
   if (fam == FAM_IPV4 || fam == FAM_IPV6) {
     const v6 = fam == FAM_IPV6;
     if (load<u8>(m + M_PFLAGS) & PF_FRAGMENT) return fragment(m, v6);
@@ -112,7 +146,8 @@ function secondPass(m: usize): void {
 /** Sets the flow's flags and idle deadline from what this packet shows. */
 function refresh(v: usize, m: usize): void {
   const proto = load<u8>(m + M_PROTO);
-  let flags = load<u8>(v + FV_FLAGS);
+  const was = load<u8>(v + FV_FLAGS);
+  let flags = was;
   let to: usize;
   if (proto == IPPROTO_TCP) {
     const tf = load<u8>(m + M_TCPF);
@@ -137,6 +172,10 @@ function refresh(v: usize, m: usize): void {
   store<u32>(v + FV_EXPIRES, now + idle);
   const p = load<u32>(v + FV_PACKETS);
   store<u32>(v + FV_PACKETS, (p & ~FV_PACKETS_MASK) | ((p + 1) & FV_PACKETS_MASK));
+  if ((flags & FF_CLOSING) && !(was & FF_CLOSING)) {
+    const v6 = load<u8>(m + M_FAMILY) == FAM_IPV6;
+    flowEvent(EVK_CLOSING, v - (v6 ? FLOW6_KEY : FLOW4_KEY), v6);
+  }
 }
 
 /** Rule ri (index + 1, as flows keep it). */
@@ -322,6 +361,7 @@ function fillFlow(e: usize, v6: bool, flags: u32, m: usize, si: u32, b: u32, be:
   store<u32>(v + FV_PACKETS, 0);
   store<u8>(v + FV_RULE, <u8>ri);
   refresh(v, m);
+  flowEvent(EVK_NEW, e, v6);
 }
 
 /** Where NAT sends a flow: the backend's own port, else the service's target, else the client's. */
@@ -355,6 +395,14 @@ function forwardTo(m: usize, s: usize, si: u32, b: u32, be: usize, v6: bool, np:
   tunnel(m, s, be, port, v6);
 }
 
+/** A service advertisement: UDP to the discovery port, at the group of its family or an address of ours. */
+function isDiscovery(m: usize, v6: bool): bool {
+  if (!discPort || load<u8>(m + M_PROTO) != IPPROTO_UDP || dstPort(m, v6) != discPort) return false;
+  const dst = dstAddr(m, v6);
+  if (v6 ? load<u64>(dst) == discGroup6a && load<u64>(dst + 8) == discGroup6b : load<u32>(dst) == discGroup4) return true;
+  return hasAddress(SIXK_LOCAL, v6 ? 6 : 4, dst);
+}
+
 /** Not a service: neighbour discovery, the appliance's own, a VIP on an unserved port, or transit. */
 function notService(m: usize, v6: bool): void {
   const fam: u32 = v6 ? 6 : 4;
@@ -373,12 +421,7 @@ function notService(m: usize, v6: bool): void {
       }
     }
   }
-  if (discPort && proto == IPPROTO_UDP && dstPort(m, v6) == discPort &&
-      ((!v6 && load<u32>(dst) == discGroup4) ||
-       (v6 && load<u64>(dst) == discGroup6a && load<u64>(dst + 8) == discGroup6b) ||
-       hasAddress(SIXK_LOCAL, fam, dst))) {
-    return toPunt(m, PUNT_DISCOVERY);
-  }
+  if (isDiscovery(m, v6)) return toPunt(m, PUNT_DISCOVERY);
   if (hasAddress(SIXK_LOCAL, fam, dst)) return toPunt(m, PUNT_LOCAL);
   if (hasAddress(SIXK_VIP, fam, dst)) {
     if ((proto == IPPROTO_ICMP && type == 8) || (proto == IPPROTO_ICMPV6 && type == 128)) {

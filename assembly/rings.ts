@@ -4,20 +4,24 @@
 import {
   RING_HEAD, RING_MASK, RING_TAIL, RING_ENTRIES, DESC_SIZE, DESC_ADDR, DESC_LEN, DESC_PORT,
   DESC_REASON, DESC_BUF, C_TX, C_PUNT, C_PUNT_REASON_BASE, C_DROP, C_DROP_BASE, PC_TX_PACKETS, PC_TX_BYTES,
-  PC_DROPS, PC_PUNTS, MAX_PORTS,
+  PC_DROPS, PC_PUNTS, MAX_PORTS, EV_SIZE, EV_KIND, EV_FAMILY, EV_LEFT, EV_ENTRY, EVENT_RING_CAPACITY,
+  FLOW4_KEY, FLOW6_KEY, FLOW4_ENTRY, FLOW6_ENTRY, FV_EXPIRES, C_FLOW_EVENTS, C_FLOW_EVENTS_LOST,
+  CFGF_FLOW_EVENTS,
 } from "./layout";
 import { M_BUF, M_PORT, M_ADDR, M_LEN } from "./meta";
-import { txRing, puntRing, freeRing } from "./state";
+import { txRing, puntRing, freeRing, eventRing, cfgFlags, now } from "./state";
 import { count, countAdd, portCounter } from "./counters";
 
 let txHead: u32 = 0;
 let puntHead: u32 = 0;
 let freeHead: u32 = 0;
+let eventHead: u32 = 0;
 
 export function openRings(): void {
   txHead = load<u32>(txRing + RING_HEAD);
   puntHead = load<u32>(puntRing + RING_HEAD);
   freeHead = load<u32>(freeRing + RING_HEAD);
+  if (eventRing) eventHead = load<u32>(eventRing + RING_HEAD);
 }
 
 /** Publishes what this batch produced: one release store per ring. */
@@ -25,6 +29,26 @@ export function closeRings(): void {
   atomic.store<u32>(txRing + RING_HEAD, txHead);
   atomic.store<u32>(puntRing + RING_HEAD, puntHead);
   atomic.store<u32>(freeRing + RING_HEAD, freeHead);
+  if (eventRing) atomic.store<u32>(eventRing + RING_HEAD, eventHead);
+}
+
+/**
+ * Reports flow entry e (kind EVK_*) on the event ring, when the config asks for flow events (an
+ * HA active). A full ring loses the event, counted: the packet path never waits for the host.
+ */
+export function flowEvent(kind: u32, e: usize, v6: bool): void {
+  if (!(cfgFlags & CFGF_FLOW_EVENTS) || !eventRing) return;
+  if (eventHead - atomic.load<u32>(eventRing + RING_TAIL) >= <u32>EVENT_RING_CAPACITY) {
+    count(C_FLOW_EVENTS_LOST);
+    return;
+  }
+  const d = eventRing + RING_ENTRIES + <usize>(eventHead & (EVENT_RING_CAPACITY - 1)) * EV_SIZE;
+  store<u8>(d + EV_KIND, <u8>kind);
+  store<u8>(d + EV_FAMILY, v6 ? 6 : 4);
+  store<u32>(d + EV_LEFT, load<u32>(e + (v6 ? FLOW6_KEY : FLOW4_KEY) + FV_EXPIRES) - now);
+  memory.copy(d + EV_ENTRY, e, v6 ? FLOW6_ENTRY : FLOW4_ENTRY);
+  eventHead++;
+  count(C_FLOW_EVENTS);
 }
 
 @inline function put(ring: usize, head: u32, m: usize, a: usize, len: u32, port: u32, reason: u32): void {

@@ -1,7 +1,7 @@
 // The engine's view of its memory: region addresses copied once from the control block at init,
 // and the config copy chosen once per batch. Globals, so the packet path reads no indirection.
 import {
-  CB_RX_RING, CB_TX_RING, CB_PUNT_RING, CB_FREE_RING, CB_COUNTERS, CB_BACKEND_COUNTERS,
+  CB_RX_RING, CB_TX_RING, CB_PUNT_RING, CB_FREE_RING, CB_EVENT_RING, CB_SYNC_RING, CB_COUNTERS, CB_BACKEND_COUNTERS,
   CB_FLOW4_BASE, CB_FLOW4_BUCKETS, CB_FLOW6_BASE, CB_FLOW6_BUCKETS, CB_CONFIG0, CB_CONFIG1,
   CB_SCRATCH, CB_BUF_BASE, CB_BUF_SIZE, CB_NOW_MS, CB_CONFIG_GEN, CB_ACK_GEN, CB_FLOW_SEED, CFG_FLAGS, CFG_SVC_INDEX,
   CFG_SVC_INDEX_MASK, CFG_SERVICES, CFG_BACKENDS, CFG_PORTS, CFG_MAGLEV_SIZE, CFG_TIMEOUTS, CFG_NUM_SERVICES, CFG_RULES, CFG_NUM_RULES,
@@ -14,6 +14,8 @@ export let rxRing: usize = 0;
 export let txRing: usize = 0;
 export let puntRing: usize = 0;
 export let freeRing: usize = 0;
+export let eventRing: usize = 0; // EV_* records out (flow events); 0 in layouts without one
+export let syncRing: usize = 0; // EV_* records in (flows to install)
 export let counters: usize = 0;
 export let backendCounters: usize = 0; // address of backend 0's first counter
 export let flow4: usize = 0;
@@ -51,6 +53,8 @@ export function loadLayout(base: usize): void {
   txRing = <usize>load<u32>(base + CB_TX_RING);
   puntRing = <usize>load<u32>(base + CB_PUNT_RING);
   freeRing = <usize>load<u32>(base + CB_FREE_RING);
+  eventRing = <usize>load<u32>(base + CB_EVENT_RING);
+  syncRing = <usize>load<u32>(base + CB_SYNC_RING);
   counters = <usize>load<u32>(base + CB_COUNTERS);
   backendCounters = counters + (<usize>load<u32>(base + CB_BACKEND_COUNTERS) << 3);
   flow4 = <usize>load<u32>(base + CB_FLOW4_BASE);

@@ -7,24 +7,32 @@
 //                                       --punt--> responder (ARP, ND, pings) --> neighbours
 //                                       --punt--> discovery registry (advertised end systems)
 //   config file --(boot, SIGHUP)--> effective config <-- neighbours, health checks --> engines
-import { readFile, writeFile, rename } from "node:fs/promises";
+import { readFile, writeFile, rename, stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 import type { Board } from "../board/types.js";
-import type { Config } from "./config/schema.js";
+import type { Config, ConfigInput } from "./config/schema.js";
 import { validate, formatError } from "./config/validate.js";
 import { EnginePool } from "./engine/pool.js";
 import { readFlows, countFlowsByBackend, subtractCounters, type CounterSnapshot, type FlowFilter, type FlowRow } from "./engine/index.js";
 import { Neighbors, type NeighborSource } from "./net/neighbors.js";
 import { Responder } from "./net/responder.js";
-import { formatMac, parseIP } from "./net/frame.js";
+import { formatMac, parseIP, parseMac } from "./net/frame.js";
 import { HealthMonitor, type CheckSpec } from "./health/index.js";
 import { BoxEvents, FLOW_TABLE_HIGH_PERCENT, type BoxView } from "./observe.js";
 import { VERSION } from "./version.js";
 import { Monitoring } from "./monitoring.js";
 import * as L from "../assembly/layout.js";
 import { Registry } from "./discovery/registry.js";
+import { SupervisorHost } from "./discovery/supervisor-host.js";
 import { canonical } from "./net/neighbors.js";
+import { GroupReporter } from "./net/multicast.js";
+import { HaManager, type HaRole } from "./ha/manager.js";
+import { HeartbeatService, type HaStats } from "./ha/heartbeat.js";
+import type { PeerView } from "./ha/election.js";
+import type { HaView } from "./console/ha-view.js";
+import { syncCodec } from "./ha/sync-codec.js";
+import { sharedPart, mergeShared, digestOf, changesShared } from "./ha/config-sync.js";
 import { RANGE } from "./config/validate.js";
 import type { Backend, FlowRule, Service } from "./config/schema.js";
 
@@ -35,6 +43,8 @@ export interface ApplianceOptions {
   /** A board already open (tests: the simulated board); otherwise the Linux board is opened. */
   board?: Board;
   log?: (line: string) => void;
+  /** Where state that outlives a restart is kept (the supervisor's leases); absent: nowhere, so no number pools. */
+  stateDir?: string;
 }
 
 /** A change of data-plane sizes is kept for the next boot; everything else applies at once. */
@@ -46,6 +56,11 @@ const GARP_REPEATS = [0, 1000, 3000]; // ms after a VIP appears: a lost announce
 export class ConfigFileError extends Error {}
 
 async function loadConfig(path: string): Promise<Config> {
+  return (await loadConfigFile(path)).config;
+}
+
+/** The file's configuration, validated, with the text it was written as (the pair shares that). */
+async function loadConfigFile(path: string): Promise<{ config: Config; input: ConfigInput; version: number }> {
   let text: string;
   try {
     text = await readFile(path, "utf8");
@@ -60,7 +75,9 @@ async function loadConfig(path: string): Promise<Config> {
   }
   const v = validate(input);
   if (!v.ok) throw new ConfigFileError(`${path} is not a valid configuration:\n  ${v.errors.map(formatError).join("\n  ")}`);
-  return v.config;
+  // the file's modification time is its commit time: after a split the newer file wins
+  const version = Math.floor((await stat(path)).mtimeMs);
+  return { config: v.config, input: input as ConfigInput, version };
 }
 
 export class Appliance {
@@ -69,6 +86,28 @@ export class Appliance {
   private responder!: Responder;
   /** End systems learnt from advertisements; undefined while the configuration has no discovery. */
   private registry?: Registry;
+  /** The supervisor (config discovery.supervisor) on a management-side socket; created at the first configuration. */
+  private supervisorHost?: SupervisorHost;
+  /** IGMP/MLD reports for the advertisement groups on the discovery port (snooping switches). */
+  private groups?: GroupReporter;
+  /** The configuration as written (file or commit): the pair replicates its shared part. */
+  private input?: ConfigInput;
+  /** When the shared part last changed (ms): after a split, the newer configuration wins. */
+  private configVersion = 0;
+  private sharedDigest = "";
+  /** standalone without an ha section; otherwise the role the election gave. */
+  private haRole: "standalone" | HaRole = "standalone";
+  private heartbeat?: HeartbeatService;
+  private haManager?: HaManager;
+  /** Frames not sent because this node is not the active one. */
+  private haSuppressed = 0;
+  private garpTimers: NodeJS.Timeout[] = [];
+  private haPeer?: PeerView;
+  private haElection?: HaStats;
+  private haStatsTimer?: NodeJS.Timeout;
+  private haMaintenance = false;
+  /** Applies a configuration adopted from the peer (the console's session saves it to flash); default: applied and kept in the state dir. */
+  configAdopter?: (input: ConfigInput) => Promise<{ ok: true } | { ok: false; message: string }>;
   private readonly health: HealthMonitor;
   private statusTimer?: NodeJS.Timeout;
   private watchTimer?: NodeJS.Timeout;
@@ -92,9 +131,10 @@ export class Appliance {
   }
 
   static async boot(opts: ApplianceOptions): Promise<Appliance> {
-    const config = await loadConfig(opts.configPath);
+    const { config, input, version } = await loadConfigFile(opts.configPath);
     const board = opts.board ?? (await openBoard(config));
     const box = new Appliance(config, board, opts);
+    box.noteInput(input, version);
     await box.start();
     return box;
   }
@@ -116,7 +156,8 @@ export class Appliance {
    * Makes a validated configuration live: engines (started on the first call), neighbours,
    * health checks, announcements. New data-plane sizes are kept for the next boot.
    */
-  async applyConfig(next: Config): Promise<void> {
+  async applyConfig(next: Config, input?: ConfigInput, version?: number): Promise<void> {
+    if (input) this.noteInput(input, version);
     if (!this.pool) {
       this.config = next;
       return this.start();
@@ -130,6 +171,18 @@ export class Appliance {
     await this.pool.apply(this.effective());
     this.announce();
     await this.monitoring?.apply(next);
+    if (this.heartbeat && next.ha) this.heartbeat.configure(next.ha); // an ha section appearing or going takes a restart
+    this.haManager?.configChanged();
+  }
+
+  /** The configuration as written; a change of its shared part gets a new version. */
+  private noteInput(input: ConfigInput, version = Date.now()): void {
+    this.input = input;
+    const digest = digestOf(sharedPart(input));
+    if (digest !== this.sharedDigest) {
+      this.sharedDigest = digest;
+      this.configVersion = version;
+    }
   }
 
   private async start(): Promise<void> {
@@ -137,11 +190,17 @@ export class Appliance {
     const engines = c.sizes.engines || Math.max(1, availableParallelism() - 1);
     this.neighbors = new Neighbors((port, f) => this.sendOn(port, f), () => this.reapplySoon(), { log: this.log });
     this.responder = new Responder((port, f) => this.sendOn(port, f), this.neighbors, c);
+    // membership reports go out in every role: a standby must hear advertisements too
+    this.groups = new GroupReporter((port, f) => this.board.ports[port]?.send([f]));
+    if (c.ha) this.haRole = "init"; // forward nothing until the election says otherwise
     this.pool = await EnginePool.create(this.effective(), engines, {
+      event: (engine, record) => this.haManager?.onEvent(engine, record),
       tx: (port, frame) => this.sendOn(port, frame),
       punt: (port, reason, frame) => {
-        if (reason === L.PUNT_DISCOVERY) this.registry?.handle(frame.slice());
-        else this.responder.handle(port, reason, frame.slice());
+        if (reason === L.PUNT_DISCOVERY) {
+          this.registry?.handle(frame.slice());
+          this.supervisorHost?.hearFrame(frame.slice());
+        } else this.responder.handle(port, reason, frame.slice());
       },
     });
     this.board.ports.forEach((p, i) => p.start((frames) => this.pool.dispatch(i, frames)));
@@ -160,6 +219,7 @@ export class Appliance {
     await this.pool.apply(this.effective());
     this.announce();
     this.log(`flowswitch: ${c.hostname} up on the ${this.board.kind} board: ${engines} engine(s), ports ${c.ports.map((p) => `${p.name}=${p.device}`).join(", ")}, ${c.services.length} service(s)`);
+    if (c.ha) await this.startHa();
     if (this.opts.statusFile) {
       this.statusTimer = setInterval(() => void this.writeStatus(), STATUS_EVERY_MS);
       await this.writeStatus();
@@ -167,23 +227,160 @@ export class Appliance {
   }
 
   private sendOn(port: number, frame: Uint8Array): void {
+    if (this.haRole === "init" || this.haRole === "standby") {
+      this.haSuppressed++; // the active answers and forwards; a standby's frames would confuse the segment
+      return;
+    }
     this.board.ports[port]?.send([frame]);
+  }
+
+  // ---- the redundant pair --------------------------------------------------------------------------
+
+  private async startHa(): Promise<void> {
+    const ha = this.config.ha!;
+    const link = ha.links[0];
+    const hb = new HeartbeatService({ log: this.log, configVersion: this.configVersion, configDigest: this.sharedDigest });
+    this.heartbeat = hb;
+    hb.on("peer", (peer) => void (this.haPeer = peer));
+    const election = {
+      on: (event: "state" | "reannounce", fn: (e: { from: string; to: string; reason: string }) => void) =>
+        event === "state" ? hb.on("state", (e) => fn(e)) : hb.on("reannounce", (e) => fn({ from: "", to: "", reason: e.reason })),
+      setReady: (r: boolean) => hb.setReady(r),
+      setConfig: (v: number, d: string) => hb.setConfig(v, d),
+    };
+    this.haManager = new HaManager({
+      pool: () => this.pool,
+      setRole: (role, reason) => this.setRole(role, reason),
+      reannounce: () => this.garpBurst("split brain healed"),
+      sharedConfig: () => ({ version: this.configVersion, digest: this.sharedDigest, input: sharedPart(this.input ?? ({} as ConfigInput)) }),
+      adoptConfig: (version, shared) => this.adoptConfig(version, shared),
+      neighbors: () => this.neighbors.entries().filter((e) => e.mac).map((e) => [e.ip, formatMac(e.mac!), e.port]),
+      learnNeighbor: (ip, mac, port) => this.neighbors.learn(ip, parseMac(mac), port),
+      log: this.log,
+    }, {
+      node: ha.node,
+      link: { local: link.local.text, peer: link.peer.text, port: link.port + 1 },
+      codec: syncCodec({ node: ha.node, keys: ha.keys }),
+      election,
+      refreshMs: Math.min(300_000, Math.max(5000, (Math.min(this.config.timeouts.tcp, this.config.timeouts.udp, this.config.timeouts.other) * 1000) / 3)),
+    });
+    await this.haManager.start();
+    await hb.start(ha);
+    this.haStatsTimer = setInterval(() => void hb.stats().then((st) => (this.haElection = st)), STATUS_EVERY_MS);
+    this.haStatsTimer.unref();
+  }
+
+  /** The election's decision, in force: engines, ports, announcements. */
+  private async setRole(role: HaRole, reason: string): Promise<void> {
+    const from = this.haRole;
+    this.haRole = role;
+    await this.pool.apply(this.effective());
+    const shown = (r: typeof from): "active" | "standby" | "standalone" => (r === "init" ? "standby" : r);
+    if (shown(from) !== shown(role)) this.events.emit({ type: "ha-state", from: shown(from), to: shown(role), at: Date.now() });
+    this.log(`ha: ${role}: ${reason}`);
+    if (role === "active") this.garpBurst("taking over");
+    else for (const t of this.garpTimers.splice(0)) clearTimeout(t);
+  }
+
+  /**
+   * Gratuitous ARPs and unsolicited neighbour advertisements for every address the active owns:
+   * VIPs on the ports that face clients, each port's own addresses on that port (servers reach
+   * the NAT return path through them). ha.garp.count times, ha.garp.intervalMs apart.
+   */
+  private garpBurst(why: string): void {
+    const c = this.config;
+    const { count, intervalMs } = c.ha?.garp ?? { count: 1, intervalMs: 0 };
+    const vips = c.services.filter((s) => s.arp).map((s) => s.vip.text);
+    const clientPorts = c.ports.filter((p) => !c.backends.some((b) => b.via === p.index) && p.index !== c.discovery?.via);
+    const plan = c.ports.map((p) => ({
+      port: p.index,
+      addresses: [...new Set([...(clientPorts.includes(p) ? vips : []), ...(p.ipv4 ? [p.ipv4.text] : []), ...(p.ipv6 ? [p.ipv6.text] : [])])],
+    })).filter((x) => x.addresses.length);
+    const send = (): void => {
+      if (this.haRole !== "active") return;
+      for (const x of plan) this.responder.announce(x.port, x.addresses);
+    };
+    send();
+    for (let i = 1; i < count; i++) {
+      const t = setTimeout(send, i * intervalMs);
+      t.unref();
+      this.garpTimers.push(t);
+    }
+    this.log(`ha: announcing ${plan.map((x) => `${x.addresses.join(", ")} on ${c.ports[x.port].name}`).join("; ")} (${why})`);
+  }
+
+  /** The peer's newer shared configuration, with this node's own parts: applied, ours kept as the rollback. */
+  private async adoptConfig(version: number, shared: ConfigInput): Promise<{ ok: true } | { ok: false; message: string }> {
+    const local = this.input ?? ({} as ConfigInput);
+    const merged = mergeShared(local, shared);
+    if (!merged.ok) return merged;
+    if (this.configAdopter) {
+      const r = await this.configAdopter(merged.input);
+      if (!r.ok) return r;
+    } else {
+      const v = validate(merged.input);
+      if (!v.ok) return { ok: false, message: v.errors.map(formatError).join("; ") };
+      if (this.opts.stateDir) {
+        try {
+          await writeFile(`${this.opts.stateDir}/ha-rollback.json`, JSON.stringify(local, null, 1));
+          await writeFile(`${this.opts.stateDir}/ha-config.json`, JSON.stringify(merged.input, null, 1));
+        } catch (e) {
+          this.log(`ha: cannot keep the configurations in ${this.opts.stateDir}: ${(e as Error).message}`);
+        }
+      }
+      await this.applyConfig(v.config, merged.input, version);
+    }
+    this.configVersion = version;
+    this.haManager?.configChanged();
+    return { ok: true };
+  }
+
+  /**
+   * A local change the pair's standby must refuse: anything but its own parts (system,
+   * management, ha, port MACs and devices) comes from the active. Undefined: allowed.
+   */
+  refuseLocalChange(next: ConfigInput): string | undefined {
+    if (this.haRole === "active" || this.haRole === "standalone" || !this.input) return undefined;
+    if (!changesShared(this.input, next)) return undefined;
+    return `this appliance is the standby of its pair (node ${this.config.ha?.node}): services, backends and the rest of the shared configuration are edited on the active node and replicated here; only system, management, ha and port mac/device settings can be changed on this node`;
+  }
+
+  /**
+   * `request ha standby`: this node leaves active at once (the peer takes over without waiting
+   * for a dead interval) and stays standby until `request ha release`. False without a pair.
+   */
+  holdStandby(on: boolean): boolean {
+    if (!this.heartbeat) return false;
+    this.haMaintenance = on;
+    this.heartbeat.setMaintenance(on);
+    this.log(`ha: ${on ? "held in standby by the operator" : "released: may become active again"}`);
+    return true;
+  }
+
+  /** The pair's state for status, console and monitoring; undefined without an ha section. */
+  haStatus(): HaView | undefined {
+    if (!this.config.ha) return undefined;
+    return { node: this.config.ha.node, role: this.haRole, priority: this.config.ha.priority, maintenance: this.haMaintenance, configVersion: this.configVersion, configDigest: this.sharedDigest, suppressedFrames: this.haSuppressed, election: this.haElection, peer: this.haPeer, sync: this.haManager?.status() };
   }
 
   /** Neighbours to resolve and checks to run, from the configuration. */
   private configureControlPlane(): void {
     const c = this.config;
+    void (this.supervisorHost ??= new SupervisorHost({ stateDir: this.opts.stateDir, log: this.log })).configure(c);
     if (c.discovery) {
       if (this.registry) this.registry.update(c.discovery);
       else this.registry = new Registry(c.discovery, {
         onChange: () => this.discoveryChanged(),
         flowRoom: () => Math.max(0, L.MAX_FLOW_RULES - this.config.flowRules.length),
         log: this.log,
+        onEndSystem: (e) => this.events.emit({ type: "end-system", ...e }),
       });
     } else if (this.registry) {
       this.registry.stop();
       this.registry = undefined;
     }
+    const via = c.discovery && c.ports[c.discovery.via];
+    this.groups?.set(via ? [{ port: via.index, source: { mac: formatMac(via.mac), ipv4: via.ipv4?.text }, groups: [c.discovery!.group.text, c.discovery!.group6.text] }] : []);
     this.wantNeighbors();
     const checks = new Map<string, CheckSpec>();
     for (const b of c.backends) {
@@ -252,6 +449,11 @@ export class Appliance {
     return out.slice(0, room);
   }
 
+  /** The supervisor, when discovery.supervisor is configured and its socket is bound. */
+  supervisor(): SupervisorHost | undefined {
+    return this.supervisorHost?.supervisor ? this.supervisorHost : undefined;
+  }
+
   /** Discovery's view: end systems with their weights now, advertised flow rules, counters. */
   discovery(): { endSystems: ReturnType<Registry["endSystems"]>; weights: Record<string, { service: string; advertised: number; now: number }[]>; flows: ReturnType<Registry["flows"]>; stats: ReturnType<Registry["stats"]> } | undefined {
     const r = this.registry;
@@ -284,6 +486,7 @@ export class Appliance {
     return {
       ...c,
       services: c.services.map((s) => ({ ...s, backends: members(s) })),
+      ...(this.haRole !== "standalone" && { role: { standby: this.haRole !== "active", flowEvents: this.haRole === "active" } }),
       flowRules: [...c.flowRules, ...this.advertisedFlowRules(advertised)],
       ports: c.ports.map((p) => ({
         ...p,
@@ -322,7 +525,8 @@ export class Appliance {
     const fresh = vips.filter((v) => !this.announced.has(v));
     this.announced = new Set(vips);
     if (!fresh.length) return;
-    const clientPorts = c.ports.filter((p) => !c.backends.some((b) => b.via === p.index));
+    // the ports that face clients: neither a backend's nor the one the end systems advertise on
+    const clientPorts = c.ports.filter((p) => !c.backends.some((b) => b.via === p.index) && p.index !== c.discovery?.via);
     for (const delay of GARP_REPEATS) {
       setTimeout(() => {
         for (const p of clientPorts) this.responder.announce(p.index, fresh);
@@ -334,8 +538,10 @@ export class Appliance {
   /** Re-reads the configuration file; a bad file changes nothing and says why. */
   async reload(): Promise<boolean> {
     let next: Config;
+    let input: ConfigInput | undefined;
+    let version: number | undefined;
     try {
-      next = await loadConfig(this.opts.configPath);
+      ({ config: next, input, version } = await loadConfigFile(this.opts.configPath));
     } catch (e) {
       this.log(`flowswitch: reload refused, still running the previous configuration: ${(e as Error).message}`);
       return false;
@@ -344,7 +550,20 @@ export class Appliance {
       this.log("flowswitch: reload refused: data-plane sizes (dataplane.flows, limits, buffers, engines, maglevSize) change only at boot");
       return false;
     }
-    await this.applyConfig(next);
+    const refused = input && this.refuseLocalChange(input);
+    if (refused && input && this.input) {
+      // the file's shared settings are the operator's old copy: this node's own parts are taken from it
+      const merged = mergeShared(input, sharedPart(this.input));
+      const v = merged.ok ? validate(merged.input) : undefined;
+      if (!merged.ok || !v?.ok) {
+        this.log(`flowswitch: reload refused: ${refused}`);
+        return false;
+      }
+      this.log(`flowswitch: reload: the file's shared settings differ from the active's and are ignored: ${refused}`);
+      next = v.config;
+      input = merged.input;
+    }
+    await this.applyConfig(next, input, version);
     this.log(`flowswitch: configuration reloaded: ${next.services.length} service(s), ${next.backends.length} backend(s)`);
     return true;
   }
@@ -365,6 +584,7 @@ export class Appliance {
       backends: Object.fromEntries(this.effective().backends.map((b) => [b.name, { state: b.state, mac: b.mac ? formatMac(b.mac) : "unresolved" }])),
       ports: Object.fromEntries(this.board.ports.map((p) => [p.name, p.stats()])),
       discovery: this.discovery(),
+      ha: this.haStatus(),
     };
   }
 
@@ -469,7 +689,21 @@ export class Appliance {
         const n = box.pool.engines.length;
         return { ipv4Used: c.flows.ipv4, ipv4Capacity: box.config.sizes.ipv4Flows * n, ipv6Used: c.flows.ipv6, ipv6Capacity: box.config.sizes.ipv6Flows * n };
       },
-      ha: () => "standalone",
+      ha: () => (box.haRole === "init" ? "standby" : box.haRole),
+      discovery: () => {
+        const r = box.registry;
+        if (!r) return undefined;
+        const now = Date.now();
+        const { endSystems: _, ...stats } = r.stats();
+        return {
+          ...stats,
+          endSystems: r.endSystems().map((e) => ({
+            id: e.id, state: e.state, addresses: e.addresses, intervalMs: e.intervalMs, lastHeardMs: Math.max(0, now - e.lastSeen),
+            services: e.services.map((s) => ({ vip: s.vip, protocol: s.protocol, port: s.port, advertised: s.weight, weight: r.weightNow(e.id, s) })),
+            ...(e.load && { load: { cpu: e.load.cpu, connections: e.load.connections, responseTimeUs: e.load.responseTimeUs, ageMs: Math.max(0, now - e.load.at) } }),
+          })),
+        };
+      },
       events: box.events,
     };
   }
@@ -527,6 +761,12 @@ export class Appliance {
     clearTimeout(this.reapplyTimer);
     this.health.stop();
     this.registry?.stop();
+    await this.supervisorHost?.stop();
+    for (const t of this.garpTimers) clearTimeout(t);
+    clearInterval(this.haStatsTimer);
+    await this.heartbeat?.stop();
+    await this.haManager?.stop();
+    this.groups?.stop();
     this.neighbors?.stop();
     await this.pool?.stop();
     await this.board.close();
@@ -543,7 +783,10 @@ async function openBoard(config: Config): Promise<Board> {
   return openLinuxBoard(config.ports.map((p) => ({ name: p.name, device: p.device })));
 }
 
-const USAGE = `usage: flowswitch --board linux --config FILE [--flash FILE] [--console TTY] [--status-file FILE]
+/** Where `--board linux` keeps state that outlives a restart (the supervisor's leases) unless --state-dir says otherwise. */
+export const DEFAULT_STATE_DIR = "/var/lib/flowswitch";
+
+const USAGE = `usage: flowswitch --board linux --config FILE [--flash FILE] [--console TTY] [--status-file FILE] [--state-dir DIR]
 
 Runs the appliance on the Linux board: the ports of the configuration bound to the network
 interfaces their "device" names.
@@ -552,6 +795,7 @@ interfaces their "device" names.
                     missing): committed from the console, saved atomically, with rollbacks; the
                     --config FILE is only the factory default for an empty flash
   --console TTY     the serial console on this tty (a serial port or a pty)
+  --state-dir DIR   state that outlives a restart: the supervisor's leases (default ${DEFAULT_STATE_DIR})
 SIGTERM or SIGINT stops.`;
 
 /** The command line: returns the exit status once stopped. */
@@ -560,7 +804,7 @@ export async function runAppliance(argv: string[]): Promise<number> {
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: { config: { type: "string" }, "status-file": { type: "string" }, flash: { type: "string" }, console: { type: "string" }, help: { type: "boolean" } },
+      options: { config: { type: "string" }, "status-file": { type: "string" }, flash: { type: "string" }, console: { type: "string" }, "state-dir": { type: "string" }, help: { type: "boolean" } },
     }));
   } catch (e) {
     process.stderr.write(`flowswitch: ${(e as Error).message}\n${USAGE}\n`);
@@ -578,10 +822,11 @@ export async function runAppliance(argv: string[]): Promise<number> {
     process.stderr.write("flowswitch: --console needs --flash: the console commits to the configuration in flash\n");
     return 2;
   }
-  if (values.flash) return runManaged(values.config, values.flash, values.console, values["status-file"]);
+  const stateDir = values["state-dir"] ?? DEFAULT_STATE_DIR;
+  if (values.flash) return runManaged(values.config, values.flash, values.console, values["status-file"], stateDir);
   let box: Appliance;
   try {
-    box = await Appliance.boot({ configPath: values.config, statusFile: values["status-file"] });
+    box = await Appliance.boot({ configPath: values.config, statusFile: values["status-file"], stateDir });
   } catch (e) {
     process.stderr.write(`flowswitch: ${(e as Error).message}\n`);
     return e instanceof ConfigFileError ? 2 : 1;
@@ -601,7 +846,7 @@ export async function runAppliance(argv: string[]): Promise<number> {
 }
 
 /** The appliance with its configuration in flash and (optionally) a serial console. */
-async function runManaged(configPath: string, flashPath: string, consolePath: string | undefined, statusFile: string | undefined): Promise<number> {
+async function runManaged(configPath: string, flashPath: string, consolePath: string | undefined, statusFile: string | undefined, stateDir: string): Promise<number> {
   const { bootBox } = await import("./box.js");
   const { openFlashFile } = await import("../board/flash.js");
   const { openSerial } = await import("./console/serial.js");
@@ -612,7 +857,7 @@ async function runManaged(configPath: string, flashPath: string, consolePath: st
     const flash = await openFlashFile(flashPath, { create: true });
     const board: Board = { kind: linux.kind, ports: linux.ports, flash, close: async () => { await linux.close(); await flash.close(); } };
     const serial = consolePath ? await openSerial(consolePath) : undefined;
-    const box = await bootBox({ board, defaultConfigPath: configPath, console: serial, statusFile, banner: "Flowswitch serial console" });
+    const box = await bootBox({ board, defaultConfigPath: configPath, console: serial, statusFile, stateDir, banner: "Flowswitch serial console" });
     stop = async () => {
       await box.stop();
       await serial?.close();

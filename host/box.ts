@@ -11,6 +11,7 @@ import { Terminal, type TerminalIo } from "./console/terminal.js";
 import { Shell, type ShellEvents } from "./console/shell.js";
 import type { ConsoleHost, DiscoveryView } from "./console/commands.js";
 import { readFile } from "node:fs/promises";
+import { supervisorView } from "./console/supervisor-view.js";
 
 export interface BoxOptions {
   /** A board with flash. */
@@ -27,6 +28,8 @@ export interface BoxOptions {
   reboot?: () => Promise<void>;
   shellEvents?: ShellEvents;
   backoffMs?: (failures: number) => number;
+  /** Where state that outlives a restart is kept (the supervisor's leases); the simulated box uses its flash folder. */
+  stateDir?: string;
 }
 
 export interface Box {
@@ -48,14 +51,16 @@ export async function bootBox(o: BoxOptions): Promise<Box> {
   }
   const v = validate(factory);
   if (!v.ok) throw new Error(`the factory configuration ${o.defaultConfigPath} is not valid:\n  ${v.errors.map(formatError).join("\n  ")}`);
-  const appliance = await Appliance.prepare({ configPath: o.defaultConfigPath, board: o.board, statusFile: o.statusFile, log: o.log }, v.config);
+  const appliance = await Appliance.prepare({ configPath: o.defaultConfigPath, board: o.board, statusFile: o.statusFile, log: o.log, stateDir: o.stateDir }, v.config);
   const session = await ConfigSession.open({
     store: openConfigStore(o.board.flash),
-    apply: (c) => appliance.applyConfig(c),
+    apply: (c, input) => appliance.applyConfig(c, input),
+    guard: (candidate) => appliance.refuseLocalChange(candidate),
     defaultConfig: factory,
     log: o.log,
     minuteMs: o.minuteMs,
   });
+  appliance.configAdopter = (input) => session.adopt(input, "ha-peer", "replicated from the active node of the pair");
   const events = appliance.events;
   session.onCommit((c) => events.emit({ type: "commit", seq: c.seq, user: c.user, comment: c.comment, reverted: c.reverted, at: Date.now() }));
   let shell: Shell | undefined;
@@ -97,6 +102,9 @@ export function consoleHost(box: Appliance, session: ConfigSession, reboot: () =
     clearCounters: () => box.clearCounters(),
     reboot,
     discovery: () => discoveryView(box),
+    supervisor: () => supervisorView(box.supervisor()),
+    ha: () => box.haStatus(),
+    holdStandby: (on) => box.holdStandby(on),
   };
 }
 
@@ -107,8 +115,8 @@ export function discoveryView(box: Appliance): DiscoveryView | undefined {
   return {
     now: Date.now(),
     endSystems: d.endSystems.map((e) => ({
-      id: e.id, addresses: e.addresses, state: e.state, lastSeen: e.lastSeen, services: d.weights[e.id] ?? [],
-      load: e.load && { cpu: e.load.cpu, connections: e.load.connections, responseTimeUs: e.load.responseTimeUs },
+      id: e.id, addresses: e.addresses, state: e.state, lastSeen: e.lastSeen, intervalMs: e.intervalMs, services: d.weights[e.id] ?? [],
+      load: e.load && { cpu: e.load.cpu, connections: e.load.connections, responseTimeUs: e.load.responseTimeUs, at: e.load.at },
     })),
     accepted: d.stats.accepted,
     ignored: d.stats.ignored,
@@ -116,6 +124,7 @@ export function discoveryView(box: Appliance): DiscoveryView | undefined {
     flowsRefused: d.stats.flowsRefused,
     flowsWidened: d.stats.flowsWidened,
     rejected: d.stats.rejected,
+    rejectedBy: d.stats.rejectedBy,
   };
 }
 

@@ -2,6 +2,7 @@
 // stream of events (for traps and MQTT events). Monitoring never reaches into the engines or the
 // configuration itself; it reads this, so a slow poller cannot slow forwarding.
 import type { CounterSnapshot } from "./engine/index.js";
+import type { RejectReason } from "./discovery/registry.js";
 
 export interface PortView {
   index: number;
@@ -64,6 +65,42 @@ export interface FlowTableView {
 
 export type HaState = "standalone" | "active" | "standby";
 
+/** As advertised (up, draining, leaving), or down when silent for missedIntervals. */
+export type EndSystemState = "up" | "draining" | "leaving" | "down";
+
+export interface EndSystemView {
+  id: string;
+  state: EndSystemState;
+  addresses: string[];
+  /** How often it says it repeats its SERVICE message. */
+  intervalMs: number;
+  /** Since its last SERVICE was accepted. */
+  lastHeardMs: number;
+  /** Per service offered: the advertised weight and the one new flows use now (moved by LOAD). */
+  services: { vip: string; protocol: number; port: number; advertised: number; weight: number }[];
+  /** The last LOAD accepted and how old it is; absent until one is heard. */
+  load?: { cpu: number; connections: number; responseTimeUs: number; ageMs: number };
+}
+
+export interface DiscoveryView {
+  /** Datagrams verified and taken. */
+  accepted: number;
+  /** Verified but not acted on (requests, answers, LOAD of an unknown end system). */
+  ignored: number;
+  flowsRefused: number;
+  flowsWidened: number;
+  /** Advertised flow rules in force. */
+  flowRules: number;
+  /** End systems that are down (silent). */
+  down: number;
+  /** Refused datagrams by reason, every reason present. */
+  rejected: Record<RejectReason, number>;
+  /** Refused datagrams by source address (at most 256, then "other") and reason. */
+  rejectedBy: Record<string, Partial<Record<RejectReason, number>>>;
+  /** In the order they were first heard. */
+  endSystems: EndSystemView[];
+}
+
 export interface BoxView {
   hostname(): string;
   uptimeMs(): number;
@@ -75,6 +112,8 @@ export interface BoxView {
   flowTable(): FlowTableView;
   ha(): HaState;
   counters(): CounterSnapshot;
+  /** Service discovery; undefined when the configuration has no discovery section. */
+  discovery(): DiscoveryView | undefined;
   events: BoxEvents;
 }
 
@@ -83,7 +122,8 @@ export type BoxEvent =
   | { type: "commit"; seq: number; user: string; comment?: string; reverted?: boolean; at: number }
   | { type: "login-failure"; user: string; failures: number; at: number }
   | { type: "flow-table-high"; family: 4 | 6; used: number; capacity: number; percent: number; at: number }
-  | { type: "ha-state"; from: HaState; to: HaState; at: number };
+  | { type: "ha-state"; from: HaState; to: HaState; at: number }
+  | { type: "end-system"; endSystem: string; from: EndSystemState | "new"; to: EndSystemState | "gone"; reason: string; at: number };
 
 /** A small fan-out: a listener that throws is reported, never breaks the others or the sender. */
 export class BoxEvents {

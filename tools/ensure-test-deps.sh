@@ -19,6 +19,8 @@ curl        curl
 wrk         wrk
 nginx       nginx-light
 haproxy     haproxy
+keepalived  keepalived
+tc          iproute2
 socat       socat
 mosquitto   mosquitto
 mosquitto_sub mosquitto-clients

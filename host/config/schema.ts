@@ -42,6 +42,8 @@ export interface ConfigInput {
   snmp?: SnmpInput;
   /** Backends learnt from service advertisements (docs/advertisement-protocol.md). Absent: none. */
   discovery?: DiscoveryInput;
+  /** The redundant pair: heartbeats and election (docs/ha-protocol.md). Absent: a single appliance. */
+  ha?: HaInput;
 }
 
 /** Service advertisements as written. Key secrets are passwords: never echoed in errors or shown. */
@@ -60,6 +62,8 @@ export interface DiscoveryInput {
   leaveTimeoutS?: number;
   /** The server-facing port the end systems are on (default: the first port with backends, else the second port). */
   via?: string;
+  /** Run the supervisor (registrations, server lists, number authority, relay) on the management CPU. Absent: none. */
+  supervisor?: SupervisorInput;
 }
 
 export interface DiscoveryConfig {
@@ -72,6 +76,8 @@ export interface DiscoveryConfig {
   leaveTimeoutS: number;
   /** Port index. */
   via: number;
+  /** Undefined when the discovery section has no supervisor: none runs. */
+  supervisor?: SupervisorSettings;
 }
 
 export const DISCOVERY_DEFAULTS = {
@@ -315,6 +321,13 @@ export interface Config {
   snmp?: SnmpConfig;
   /** Undefined when the configuration has no discovery section: nothing is learnt. */
   discovery?: DiscoveryConfig;
+  /** Undefined when the configuration has no ha section: no peer, no election. */
+  ha?: HaConfig;
+  /**
+   * The redundant pair's role in the data plane: set by the appliance's HA state, never written
+   * in a configuration. standby: forward nothing; flowEvents: report flows for the peer.
+   */
+  role?: { standby: boolean; flowEvents: boolean };
 }
 
 export const DEFAULT_TIMEOUTS: Timeouts = {
@@ -465,4 +478,103 @@ export const SNMP_DEFAULTS = {
   privProtocol: "aes" as SnmpPrivProtocol,
   notifyPort: 162,
   flowTableThreshold: 90,
+};
+
+/** The supervisor as written (docs/supervisor.md). */
+export interface SupervisorInput {
+  /** Management address its UDP socket binds (default management.ipv4, else management.ipv6). */
+  address?: string;
+  /** UDP port (default discovery.port). */
+  port?: number;
+  /** Interval end systems are told to advertise at, ms (default 1000). */
+  intervalMs?: number;
+  /** Live registrations at most (default 1024). */
+  maxEndSystems?: number;
+  /** Number pools of the number authority; leases are kept in the state directory. */
+  pools?: { name: string; first: number; last: number; maxLeaseS?: number }[];
+  /** Appliances on other segments that advertisements are relayed to: "address" or "address:port" ("[v6]:port"). */
+  relay?: string[];
+  /** Other supervisors' addresses: what they send is never relayed. */
+  peers?: string[];
+}
+
+export interface SupervisorSettings {
+  address: Address;
+  port: number;
+  intervalMs: number;
+  maxEndSystems: number;
+  pools: { name: string; first: number; last: number; maxLeaseS: number }[];
+  relay: { address: Address; port: number }[];
+  peers: Address[];
+}
+
+export const SUPERVISOR_DEFAULTS = {
+  intervalMs: 1000,
+  maxEndSystems: 1024,
+  maxLeaseS: 3600,
+};
+
+/**
+ * The redundant pair as written (docs/ha-protocol.md). Per appliance: node, priority and the
+ * links' addresses differ between the two boxes of a pair.
+ */
+export interface HaInput {
+  /** This appliance's id in the pair; the peer's must differ. Ties of priority go to the lower id. */
+  node: string;
+  /** 1-254, higher is preferred as active (default 100). */
+  priority?: number;
+  /** Take over from a lower-priority active peer once this node holds the flow state (default true). */
+  preempt?: boolean;
+  /** How long the preempt conditions must hold before preempting, ms (default 0). */
+  preemptDelayMs?: number;
+  /** Heartbeat interval, ms (default 50). */
+  intervalMs?: number;
+  /** Intervals without a heartbeat on any link before the peer is dead (default 3). */
+  deadCount?: number;
+  /** Keys heartbeats may be signed with; id 1-65535, secret in hex or base64, 16 bytes or more. */
+  keys: { id: number; secret: string }[];
+  /** 1-4 independent paths to the peer; the peer is dead only when every one is silent. */
+  links: HaLinkInput[];
+  /** Gratuitous ARP bursts sent on becoming active. */
+  garp?: { count?: number; intervalMs?: number };
+}
+
+export interface HaLinkInput {
+  name: string;
+  /** Address the link's UDP socket binds (a kernel-side address of this appliance). */
+  local: string;
+  /** The peer's address on this link. */
+  peer: string;
+  /** UDP port, the same on both ends (default 7788). */
+  port?: number;
+}
+
+export interface HaLink {
+  name: string;
+  local: Address;
+  peer: Address;
+  port: number;
+}
+
+export interface HaConfig {
+  node: string;
+  priority: number;
+  preempt: boolean;
+  preemptDelayMs: number;
+  intervalMs: number;
+  deadCount: number;
+  keys: { id: number; secret: Uint8Array }[];
+  links: HaLink[];
+  garp: { count: number; intervalMs: number };
+}
+
+export const HA_DEFAULTS = {
+  priority: 100, // VRRP's default: an operator raises the one meant to be active
+  preempt: true,
+  preemptDelayMs: 0,
+  intervalMs: 50, // 3 x 50 ms: a dead peer is noticed within 150 ms
+  deadCount: 3,
+  port: 7788,
+  garpCount: 3, // a lost gratuitous ARP is covered by the next
+  garpIntervalMs: 20,
 };

@@ -41,12 +41,16 @@ export type CommitResult =
       pendingConfirm?: { deadline: number; seq: number };
     }
   | { ok: false; stage: "check"; errors: ConfigError[] }
-  | { ok: false; stage: "apply" | "save"; message: string };
+  | { ok: false; stage: "apply" | "save"; message: string }
+  /** The guard said no (an HA standby: shared settings are edited on the active). */
+  | { ok: false; stage: "refused"; message: string };
 
 export interface ConfigSessionOptions {
   store: ConfigStore;
-  /** Puts a validated configuration into force; throws (leaving the previous one) if it cannot. */
-  apply: (c: Config) => Promise<void>;
+  /** Puts a validated configuration (and the input it came from) into force; throws (leaving the previous one) if it cannot. */
+  apply: (c: Config, input: ConfigInput) => Promise<void>;
+  /** Says why a candidate may not be committed here; undefined: it may. */
+  guard?: (candidate: ConfigInput) => string | undefined;
   /** Booted when the flash holds no saved configuration. */
   defaultConfig: ConfigInput;
   now?: () => number;
@@ -76,7 +80,7 @@ export class ConfigSession {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly listeners: ((e: CommitEvent) => void)[] = [];
   private readonly store: ConfigStore;
-  private readonly applyFn: (c: Config) => Promise<void>;
+  private readonly applyFn: (c: Config, input: ConfigInput) => Promise<void>;
   private readonly now: () => number;
   private readonly log: (line: string) => void;
   private readonly minuteMs: number;
@@ -123,6 +127,30 @@ export class ConfigSession {
 
   commit(opts: { user: string; comment?: string; confirmMinutes?: number }): Promise<CommitResult> {
     return this.serial(() => this.doCommit(opts));
+  }
+
+  /**
+   * Commits a whole configuration that came from elsewhere (the HA peer's), past the guard: applied,
+   * saved, kept for rollback like any commit. The candidate follows unless it has edits of its own.
+   */
+  adopt(input: ConfigInput, user: string, comment: string): Promise<{ ok: true; seq: number } | { ok: false; message: string }> {
+    return this.serial(async () => {
+      const v = validate(input);
+      if (!v.ok) return { ok: false, message: v.errors.map(formatError).join("; ") };
+      const running = this.commits[0];
+      const dirty = !isDeepStrictEqual(this.cand, running.config);
+      try {
+        await this.applyFn(v.config, input);
+      } catch (e) {
+        return { ok: false, message: `applying it failed: ${message(e)}` };
+      }
+      const rec: CommitRecord = { seq: running.seq + 1, time: this.now(), user, comment, config: clone(input) };
+      await this.record(rec, this.pending);
+      if (!dirty) this.cand = clone(input);
+      this.log(`config: commit ${rec.seq} by ${user}: ${comment}`);
+      this.emit({ seq: rec.seq, user, comment });
+      return { ok: true, seq: rec.seq };
+    });
   }
 
   /** Confirms the pending `commit confirmed`. */
@@ -269,7 +297,7 @@ export class ConfigSession {
     const v = validate(input);
     if (!v.ok) throw new Error(`${what} is not valid: ${v.errors.map(formatError).join("; ")}`);
     try {
-      await this.applyFn(v.config);
+      await this.applyFn(v.config, input);
     } catch (e) {
       throw new Error(`applying ${what} failed: ${message(e)}`);
     }
@@ -316,8 +344,13 @@ export class ConfigSession {
 
     const v = validate(snapshot);
     if (!v.ok) return { ok: false, stage: "check", errors: v.errors };
+    const refusal = this.opts.guard?.(snapshot);
+    if (refusal) {
+      this.log(`config: commit by ${opts.user} refused: ${refusal}`);
+      return { ok: false, stage: "refused", message: refusal };
+    }
     try {
-      await this.applyFn(v.config);
+      await this.applyFn(v.config, snapshot);
     } catch (e) {
       this.log(`config: commit by ${opts.user} refused: applying failed: ${message(e)}; still running commit ${running.seq}`);
       return { ok: false, stage: "apply", message: message(e) };

@@ -18,6 +18,9 @@ import {
 import {
   DISCOVERY_RANGE, DISCOVERY_SECRET_FORM, DISCOVERY_GROUP_FORM, DISCOVERY_GROUP6_FORM, parseDiscoverySecret, isMulticastGroup4, isMulticastGroup6,
 } from "./validate.js";
+import { SUPERVISOR_RANGE, RELAY_TARGET_FORM, UNICAST_FORM, parseUnicast, parseRelayTarget } from "./validate.js";
+import { HA_RANGE } from "./validate.js";
+import { HA_DEFAULTS } from "./schema.js";
 import { DEFAULT_TIMEOUTS, type ConfigInput } from "./schema.js";
 
 /** A word the console can offer, with its one-line help. */
@@ -359,6 +362,27 @@ export const discoverySecret: ValueType = {
   format: () => SNMP_KEY_MASK,
 };
 
+const unicast = text("<address>", "unicast IPv4 or IPv6 address", UNICAST_FORM, (w) => parseUnicast(w) !== undefined);
+
+const supervisor = container("supervisor", "the supervisor: registrations, server lists, number authority, relay (absent: none)", [
+  leaf("address", unicast, "management address its UDP socket binds (default management ipv4)"),
+  leaf("port", tcpPort, "UDP port it listens on (default: the discovery port)"),
+  leaf("intervalMs", int(...SUPERVISOR_RANGE.intervalMs, "<ms>", " ms"), "advertisement interval end systems are told (default 1000)"),
+  leaf("maxEndSystems", int(...SUPERVISOR_RANGE.maxEndSystems), "live registrations at most (default 1024)"),
+  list("pools", "number pools the number authority leases from", {
+    noun: "number pool",
+    keyType: name,
+    summary: (e) => `${str(e.first)}-${str(e.last)}`,
+    children: [
+      leaf("first", int(...SUPERVISOR_RANGE.number), "first number of the pool"),
+      leaf("last", int(...SUPERVISOR_RANGE.number), "last number of the pool"),
+      leaf("maxLeaseS", int(...SUPERVISOR_RANGE.maxLeaseS, "<seconds>", " s"), "longest lease granted (default 3600)"),
+    ],
+  }),
+  leafList("relay", text("<target>", "address or address:port ([v6]:port) of an appliance", RELAY_TARGET_FORM, (w) => parseRelayTarget(w, 1) !== undefined), "appliance on another segment that advertisements are relayed to"),
+  leafList("peers", unicast, "another supervisor, whose datagrams are never relayed"),
+]);
+
 const discovery = container("discovery", "backends learnt from service advertisements (absent: none)", [
   list("keys", "keys advertisements are signed with (every one is accepted)", {
     noun: "discovery key",
@@ -373,6 +397,37 @@ const discovery = container("discovery", "backends learnt from service advertise
   leaf("missedIntervals", int(...DISCOVERY_RANGE.missedIntervals), "silent intervals before an end system is down (default 3)"),
   leaf("leaveTimeoutS", int(...DISCOVERY_RANGE.leaveTimeoutS, "<seconds>", " s"), "how long a leaving end system's flows are waited for (default 300)"),
   leaf("via", reference("ports", "port"), "port the end systems are on (default: the first port with backends)"),
+  supervisor,
+]);
+
+const ha = container("ha", "the redundant pair: heartbeats and election (absent: a single appliance)", [
+  leaf("node", name, "this appliance's id in the pair (the peer's differs; ties go to the lower)"),
+  leaf("priority", int(...HA_RANGE.priority, "<priority>"), "preference for being active, higher wins (default 100)"),
+  leaf("preempt", boolean, "take over from a lower-priority active peer once holding the flow state (default true)"),
+  leaf("preemptDelayMs", int(...HA_RANGE.preemptDelayMs, "<ms>", " ms"), "how long preempting is held back (default 0)"),
+  leaf("intervalMs", int(...HA_RANGE.intervalMs, "<ms>", " ms"), "heartbeat interval (default 50)"),
+  leaf("deadCount", int(...HA_RANGE.deadCount), "silent intervals on every link before the peer is dead (default 3)"),
+  list("keys", "keys heartbeats are signed with (every one is accepted)", {
+    noun: "HA key",
+    keyType: int(...DISCOVERY_RANGE.keyId, "<key-id>"),
+    keyField: "id",
+    summary: () => "HMAC-SHA256 key",
+    children: [leaf("secret", discoverySecret, "the key's secret")],
+  }),
+  list("links", "paths to the peer that heartbeats take (1-4)", {
+    noun: "HA link",
+    keyType: name,
+    summary: (e) => `${str(e.local)} -> ${str(e.peer)} port ${str(e.port ?? HA_DEFAULTS.port)}`,
+    children: [
+      leaf("local", unicast, "address of this appliance the link's socket binds"),
+      leaf("peer", unicast, "the peer's address on this link"),
+      leaf("port", tcpPort, `UDP port, the same on both ends (default ${HA_DEFAULTS.port})`),
+    ],
+  }),
+  container("garp", "gratuitous ARP bursts sent on becoming active", [
+    leaf("count", int(...HA_RANGE.garpCount), "gratuitous ARPs per VIP in a burst (default 3)"),
+    leaf("intervalMs", int(...HA_RANGE.garpIntervalMs, "<ms>", " ms"), "time between them (default 20)"),
+  ]),
 ]);
 
 /** The root: every path of ConfigInput, in the order of the schema. */
@@ -475,6 +530,7 @@ export const CONFIG_TREE: ContainerNode = container("", "the configuration", [
   telemetry,
   snmp,
   discovery,
+  ha,
 ]);
 
 // ---- reading ConfigInput through the tree ----------------------------------------------------

@@ -11,6 +11,8 @@ import {
 import { type TelemetryConfig, TELEMETRY_DEFAULTS } from "./schema.js";
 import { type SnmpConfig, type SnmpNotify, type SnmpUser, SNMP_DEFAULTS } from "./schema.js";
 import { type DiscoveryConfig, DISCOVERY_DEFAULTS } from "./schema.js";
+import { type SupervisorSettings, SUPERVISOR_DEFAULTS } from "./schema.js";
+import { type HaConfig, HA_DEFAULTS } from "./schema.js";
 
 export interface ConfigError {
   path: string;
@@ -211,7 +213,7 @@ class Checker {
 
 export function validate(input: unknown): Validation {
   const c = new Checker();
-  const root = c.object("config", input, ["system", "management", "ports", "dataplane", "backends", "services", "flowRules", "telemetry", "snmp", "discovery"]);
+  const root = c.object("config", input, ["system", "management", "ports", "dataplane", "backends", "services", "flowRules", "telemetry", "snmp", "discovery", "ha"]);
   if (!root) return { ok: false, errors: c.errors };
 
   const system = root.system === undefined ? {} : c.object("system", root.system, ["hostname", "timezone", "ntp", "users"]) ?? {};
@@ -420,9 +422,12 @@ export function validate(input: unknown): Validation {
   const telemetry = telemetrySection(c, root.telemetry);
   const snmp = root.snmp === undefined ? undefined : snmpSection(c, root.snmp);
   const discovery = root.discovery === undefined ? undefined : discoverySection(c, root.discovery, ports, backends);
+  const supervisor = supervisorSection(c, root.discovery, management);
+  if (discovery && supervisor) discovery.supervisor = supervisor;
+  const ha = root.ha === undefined ? undefined : haSection(c, root.ha);
 
   if (c.errors.length) return { ok: false, errors: c.errors };
-  return { ok: true, config: { hostname, timezone, ntp, users, management, ports, sizes, timeouts, noVip, backends, services, flowRules, telemetry, snmp, discovery } };
+  return { ok: true, config: { hostname, timezone, ntp, users, management, ports, sizes, timeouts, noVip, backends, services, flowRules, telemetry, snmp, discovery, ha } };
 }
 
 // ---- flow rules ------------------------------------------------------------------------------
@@ -789,24 +794,9 @@ export function isMulticastGroup6(text: string): boolean {
 
 function discoverySection(c: Checker, v: unknown, ports: Port[], backends: Backend[]): DiscoveryConfig | undefined {
   const D = DISCOVERY_DEFAULTS;
-  const d = c.object("discovery", v, ["keys", "group", "group6", "port", "missedIntervals", "leaveTimeoutS", "via"]);
+  const d = c.object("discovery", v, ["keys", "group", "group6", "port", "missedIntervals", "leaveTimeoutS", "via", "supervisor"]);
   if (!d) return undefined;
-  const keys: DiscoveryConfig["keys"] = [];
-  const ids = new Set<number>();
-  const list = c.array("discovery.keys", d.keys) ?? [];
-  if (d.keys === undefined || list.length === 0) c.fail("discovery.keys", d.keys, "a list of one or more keys { id, secret }");
-  list.forEach((e, i) => {
-    const path = `discovery.keys[${i}]`;
-    const o = c.object(path, e, ["id", "secret"]);
-    if (!o) return;
-    const id = c.int(`${path}.id`, o.id, undefined, ...DISCOVERY_RANGE.keyId);
-    if (id !== undefined && ids.has(id)) c.fail(`${path}.id`, id, "an id no other key has");
-    if (id !== undefined) ids.add(id);
-    // a secret is a password: errors show "(hidden)", never the value
-    const secret = typeof o.secret === "string" ? parseDiscoverySecret(o.secret) : undefined;
-    if (!secret) c.fail(`${path}.secret`, o.secret === undefined ? undefined : "(hidden)", DISCOVERY_SECRET_FORM);
-    if (id !== undefined && secret) keys.push({ id, secret });
-  });
+  const keys = keyList(c, "discovery.keys", d.keys);
   let group: Address | undefined = { family: 4, bytes: parseIP(D.group).bytes, text: D.group };
   if (d.group !== undefined) {
     group = typeof d.group === "string" && isMulticastGroup4(d.group) ? { family: 4, bytes: parseIP(d.group).bytes, text: d.group } : c.fail("discovery.group", d.group, DISCOVERY_GROUP_FORM);
@@ -830,9 +820,175 @@ function discoverySection(c: Checker, v: unknown, ports: Port[], backends: Backe
   return { keys, group, group6, port, missedIntervals, leaveTimeoutS, via };
 }
 
+/** A list of signing keys { id, secret } (discovery.keys, ha.keys): one or more, at most `max`, ids unique. */
+function keyList(c: Checker, path: string, v: unknown, max = Infinity): { id: number; secret: Uint8Array }[] {
+  const keys: { id: number; secret: Uint8Array }[] = [];
+  const ids = new Set<number>();
+  const list = c.array(path, v) ?? [];
+  if (v === undefined || list.length === 0) c.fail(path, v, "a list of one or more keys { id, secret }");
+  if (list.length > max) c.fail(path, `${list.length} keys`, `at most ${max} keys`);
+  list.forEach((e, i) => {
+    const at = `${path}[${i}]`;
+    const o = c.object(at, e, ["id", "secret"]);
+    if (!o) return;
+    const id = c.int(`${at}.id`, o.id, undefined, ...DISCOVERY_RANGE.keyId);
+    if (id !== undefined && ids.has(id)) c.fail(`${at}.id`, id, "an id no other key has");
+    if (id !== undefined) ids.add(id);
+    // a secret is a password: errors show "(hidden)", never the value
+    const secret = typeof o.secret === "string" ? parseDiscoverySecret(o.secret) : undefined;
+    if (!secret) c.fail(`${at}.secret`, o.secret === undefined ? undefined : "(hidden)", DISCOVERY_SECRET_FORM);
+    if (id !== undefined && secret) keys.push({ id, secret });
+  });
+  return keys;
+}
+
 /** Validates or throws one Error listing every problem: for tools that cannot go on without a config. */
 export function validateOrThrow(input: unknown): Config {
   const v = validate(input);
   if (!v.ok) throw new Error(`invalid configuration:\n  ${v.errors.map(formatError).join("\n  ")}`);
   return v.config;
+}
+
+// ---- discovery.supervisor ------------------------------------------------------------------
+
+export const SUPERVISOR_RANGE = {
+  intervalMs: [100, 600_000],
+  maxEndSystems: [1, 65_536],
+  number: [0, 0xffffffff],
+  maxLeaseS: [1, 86_400],
+} as const satisfies Record<string, readonly [number, number]>;
+export const RELAY_TARGET_FORM = "an appliance's unicast address, optionally with a port: 10.1.0.2, 10.1.0.2:7777 or [2001:db8::2]:7777";
+export const UNICAST_FORM = "a unicast IPv4 or IPv6 address";
+
+/** A unicast address (not unspecified, not multicast, not broadcast); undefined if not one. */
+export function parseUnicast(text: string): Address | undefined {
+  let a;
+  try {
+    a = parseIP(text);
+  } catch {
+    return undefined;
+  }
+  if (a.bytes.every((b) => b === 0)) return undefined;
+  if (a.family === 4 ? a.bytes[0] >= 224 : a.bytes[0] === 0xff) return undefined;
+  return { family: a.family, bytes: a.bytes, text };
+}
+
+/** "address", "address:port" or "[v6address]:port"; undefined if not of that form. */
+export function parseRelayTarget(text: string, defaultPort: number): { address: Address; port: number } | undefined {
+  const m = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(text) ?? /^([^:\[\]]+)(?::(\d{1,5}))?$/.exec(text) ?? /^([^\[\]]*:[^\[\]]*)()$/.exec(text);
+  if (!m) return undefined;
+  const address = parseUnicast(m[1]);
+  const port = m[2] ? Number(m[2]) : defaultPort;
+  if (!address || port < RANGE.port[0] || port > RANGE.port[1]) return undefined;
+  return { address, port };
+}
+
+/** discovery.supervisor; undefined when absent or wrong (the errors are in c). */
+function supervisorSection(c: Checker, discovery: unknown, management: { ipv4?: Address; ipv6?: Address }): SupervisorSettings | undefined {
+  if (typeof discovery !== "object" || discovery === null || Array.isArray(discovery)) return undefined;
+  const v = (discovery as Record<string, unknown>).supervisor;
+  if (v === undefined) return undefined;
+  const D = SUPERVISOR_DEFAULTS;
+  const s = c.object("discovery.supervisor", v, ["address", "port", "intervalMs", "maxEndSystems", "pools", "relay", "peers"]);
+  if (!s) return undefined;
+  const dport = (discovery as Record<string, unknown>).port;
+  const discoveryPort = typeof dport === "number" && Number.isInteger(dport) && dport >= RANGE.port[0] && dport <= RANGE.port[1] ? dport : DISCOVERY_DEFAULTS.port;
+  let address: Address | undefined;
+  if (s.address !== undefined) {
+    address = typeof s.address === "string" ? parseUnicast(s.address) : undefined;
+    if (!address) c.fail("discovery.supervisor.address", s.address, `${UNICAST_FORM} of the appliance's management side`);
+  } else {
+    address = management.ipv4 ?? management.ipv6;
+    if (!address) c.fail("discovery.supervisor.address", undefined, "an address to listen on (management.ipv4 / ipv6, its default, is not set)");
+  }
+  const port = c.int("discovery.supervisor.port", s.port, discoveryPort, ...RANGE.port);
+  const intervalMs = c.int("discovery.supervisor.intervalMs", s.intervalMs, D.intervalMs, ...SUPERVISOR_RANGE.intervalMs);
+  const maxEndSystems = c.int("discovery.supervisor.maxEndSystems", s.maxEndSystems, D.maxEndSystems, ...SUPERVISOR_RANGE.maxEndSystems);
+  const pools: SupervisorSettings["pools"] = [];
+  (c.array("discovery.supervisor.pools", s.pools) ?? []).forEach((e, i) => {
+    const path = `discovery.supervisor.pools[${i}]`;
+    const o = c.object(path, e, ["name", "first", "last", "maxLeaseS"]);
+    if (!o) return;
+    const name = c.name(`${path}.name`, o.name);
+    if (name !== undefined && pools.some((p) => p.name === name)) c.fail(`${path}.name`, name, "a name no other pool has");
+    const first = c.int(`${path}.first`, o.first, undefined, ...SUPERVISOR_RANGE.number);
+    const last = c.int(`${path}.last`, o.last, undefined, ...SUPERVISOR_RANGE.number);
+    if (first !== undefined && last !== undefined && last < first) c.fail(`${path}.last`, last, `a number of ${first} (first) or more`);
+    const maxLeaseS = c.int(`${path}.maxLeaseS`, o.maxLeaseS, D.maxLeaseS, ...SUPERVISOR_RANGE.maxLeaseS);
+    if (name !== undefined && first !== undefined && last !== undefined && maxLeaseS !== undefined) pools.push({ name, first, last, maxLeaseS });
+  });
+  const relay: SupervisorSettings["relay"] = [];
+  (c.array("discovery.supervisor.relay", s.relay) ?? []).forEach((e, i) => {
+    const t = typeof e === "string" ? parseRelayTarget(e, port ?? discoveryPort) : undefined;
+    if (!t) return c.fail(`discovery.supervisor.relay[${i}]`, e, RELAY_TARGET_FORM);
+    if (relay.some((r) => r.address.text === t.address.text && r.port === t.port)) return c.fail(`discovery.supervisor.relay[${i}]`, e, "each target once");
+    relay.push(t);
+  });
+  const peers: Address[] = [];
+  (c.array("discovery.supervisor.peers", s.peers) ?? []).forEach((e, i) => {
+    const a = typeof e === "string" ? parseUnicast(e) : undefined;
+    if (!a) return c.fail(`discovery.supervisor.peers[${i}]`, e, `${UNICAST_FORM} of another supervisor`);
+    peers.push(a);
+  });
+  if (!address || port === undefined || intervalMs === undefined || maxEndSystems === undefined) return undefined;
+  return { address, port, intervalMs, maxEndSystems, pools, relay, peers };
+}
+
+// ---- ha --------------------------------------------------------------------------------------
+
+export const HA_RANGE = {
+  priority: [1, 254], // as VRRP: 0 and 255 are not priorities an operator sets
+  preemptDelayMs: [0, 3_600_000],
+  intervalMs: [10, 10_000],
+  deadCount: [2, 255], // 1 would take over on a single lost heartbeat
+  links: [1, 4],
+  keys: [1, 16], // every key id rides in each heartbeat (docs/ha-protocol.md)
+  garpCount: [1, 100],
+  garpIntervalMs: [1, 1000],
+} as const satisfies Record<string, readonly [number, number]>;
+
+function haSection(c: Checker, v: unknown): HaConfig | undefined {
+  const D = HA_DEFAULTS;
+  const h = c.object("ha", v, ["node", "priority", "preempt", "preemptDelayMs", "intervalMs", "deadCount", "keys", "links", "garp"]);
+  if (!h) return undefined;
+  const node = c.name("ha.node", h.node);
+  const priority = c.int("ha.priority", h.priority, D.priority, ...HA_RANGE.priority);
+  const preempt = c.bool("ha.preempt", h.preempt, D.preempt);
+  const preemptDelayMs = c.int("ha.preemptDelayMs", h.preemptDelayMs, D.preemptDelayMs, ...HA_RANGE.preemptDelayMs);
+  const intervalMs = c.int("ha.intervalMs", h.intervalMs, D.intervalMs, ...HA_RANGE.intervalMs);
+  const deadCount = c.int("ha.deadCount", h.deadCount, D.deadCount, ...HA_RANGE.deadCount);
+  const keys = keyList(c, "ha.keys", h.keys, HA_RANGE.keys[1]);
+  const links: HaConfig["links"] = [];
+  const linkIn = c.array("ha.links", h.links) ?? [];
+  if (linkIn.length < HA_RANGE.links[0] || linkIn.length > HA_RANGE.links[1]) c.fail("ha.links", linkIn.length > HA_RANGE.links[1] ? `${linkIn.length} links` : h.links, `${HA_RANGE.links[0]} to ${HA_RANGE.links[1]} links { name, local, peer, port }`);
+  linkIn.forEach((e, i) => {
+    const path = `ha.links[${i}]`;
+    const o = c.object(path, e, ["name", "local", "peer", "port"]);
+    if (!o) return;
+    const name = c.name(`${path}.name`, o.name);
+    if (name !== undefined && links.some((l) => l.name === name)) c.fail(`${path}.name`, name, "a name no other link has");
+    const addr = (k: "local" | "peer"): Address | undefined => {
+      const a = typeof o[k] === "string" ? parseUnicast(o[k] as string) : undefined;
+      return a ?? c.fail(`${path}.${k}`, o[k], UNICAST_FORM);
+    };
+    const local = addr("local");
+    const peer = addr("peer");
+    const port = c.int(`${path}.port`, o.port, D.port, ...RANGE.port);
+    if (local && peer && local.family !== peer.family) c.fail(`${path}.peer`, peer.text, `an IPv${local.family} address, like local`);
+    else if (local && peer && sameAddress(local, peer)) c.fail(`${path}.peer`, peer.text, "the peer's address, not this appliance's own (local)");
+    if (local && port !== undefined && links.some((l) => sameAddress(l.local, local) && l.port === port)) c.fail(`${path}.local`, local.text, `an address and port no other link binds (${local.text} port ${port} is taken)`);
+    if (name !== undefined && local && peer && port !== undefined) links.push({ name, local, peer, port });
+  });
+  const g = h.garp === undefined ? {} : c.object("ha.garp", h.garp, ["count", "intervalMs"]) ?? {};
+  const garp = {
+    count: c.int("ha.garp.count", g.count, D.garpCount, ...HA_RANGE.garpCount),
+    intervalMs: c.int("ha.garp.intervalMs", g.intervalMs, D.garpIntervalMs, ...HA_RANGE.garpIntervalMs),
+  };
+  if (node === undefined || priority === undefined || preemptDelayMs === undefined || intervalMs === undefined || deadCount === undefined) return undefined;
+  if (garp.count === undefined || garp.intervalMs === undefined) return undefined;
+  return { node, priority, preempt, preemptDelayMs, intervalMs, deadCount, keys, links, garp: { count: garp.count, intervalMs: garp.intervalMs } };
+}
+
+function sameAddress(a: Address, b: Address): boolean {
+  return a.family === b.family && a.bytes.every((x, i) => x === b.bytes[i]);
 }

@@ -7,6 +7,8 @@ import type { ConfigInput } from "../config/schema.js";
 import type { ConfigSession } from "../config/session.js";
 import { formatError } from "../config/validate.js";
 import { completions, compare, renderConfig, toSetCommands, fromSetCommands, setPath, deletePath } from "../config/paths.js";
+import { renderSupervisor, type SupervisorView } from "./supervisor-view.js";
+import { renderHa, type HaView } from "./ha-view.js";
 
 /** What the console needs from the appliance. */
 export interface ConsoleHost {
@@ -22,6 +24,12 @@ export interface ConsoleHost {
   reboot(): Promise<void>;
   /** Service discovery's state; undefined when the configuration has no discovery section. */
   discovery(): DiscoveryView | undefined;
+  /** The supervisor's state; undefined when none runs. */
+  supervisor?(): SupervisorView | undefined;
+  /** The redundant pair; undefined without an ha section. */
+  ha?(): HaView | undefined;
+  /** `request ha standby` (true) / `release` (false); false when there is no pair. */
+  holdStandby?(on: boolean): boolean;
 }
 
 /** What `show discovery` shows. */
@@ -33,9 +41,12 @@ export interface DiscoveryView {
     addresses: string[];
     state: string;
     lastSeen: number;
+    /** How often it says it repeats its advertisement (ms). */
+    intervalMs?: number;
     /** Per service offered: the advertised weight and the one new flows use now (moved by LOAD). */
     services: { service: string; advertised: number; now: number }[];
-    load?: { cpu: number; connections: number; responseTimeUs: number };
+    /** The last LOAD; `at` is the local clock (ms) it arrived at. */
+    load?: { cpu: number; connections: number; responseTimeUs: number; at?: number };
   }[];
   accepted: number;
   ignored: number;
@@ -43,9 +54,11 @@ export interface DiscoveryView {
   flowsRefused: number;
   flowsWidened: number;
   rejected: Record<string, number>;
+  /** Refusals by source address (at most 256, then "other") and reason. */
+  rejectedBy?: Record<string, Partial<Record<string, number>>>;
 }
 
-/** The text of `show discovery`: end systems, then the counters (refusals by reason). */
+/** The text of `show discovery`: end systems, then the counters (refusals by reason and by source). */
 export function renderDiscovery(d: DiscoveryView | undefined): string {
   if (!d) return "Service discovery is not configured.";
   const ago = (t: number): string => `${Math.max(0, Math.round((d.now - t) / 1000))}s ago`;
@@ -63,7 +76,27 @@ export function renderDiscovery(d: DiscoveryView | undefined): string {
     "Refused datagrams by reason:",
     ...Object.entries(d.rejected).map(([k, v]) => `  ${k.padEnd(20)} ${fmt(v).padStart(14)}`),
   ];
+  // the noisiest source first: a mis-keyed server or an attack shows at the top
+  const bySource = Object.entries(d.rejectedBy ?? {})
+    .map(([from, r]) => ({ from, r: Object.entries(r).filter((x): x is [string, number] => !!x[1]) }))
+    .map((x) => ({ ...x, total: x.r.reduce((n, [, v]) => n + v, 0) }))
+    .filter((x) => x.total > 0)
+    .sort((a, b) => b.total - a.total);
+  if (bySource.length) lines.push("Refused datagrams by source:", ...bySource.map((x) => `  ${x.from.padEnd(20)} ${x.r.map(([k, v]) => `${k} ${fmt(v)}`).join(", ")}`));
   return lines.join("\n");
+}
+
+/** The text of `show discovery end-systems`: one line per end system with its last LOAD. */
+export function renderEndSystems(d: DiscoveryView | undefined): string {
+  if (!d) return "Service discovery is not configured.";
+  if (!d.endSystems.length) return "No end systems have advertised themselves.";
+  const secs = (ms: number): string => `${Math.max(0, ms / 1000).toFixed(ms < 10_000 ? 1 : 0)}s`;
+  const rows = d.endSystems.map((e) => [
+    e.id, e.state, e.addresses[0] ?? "-", e.intervalMs === undefined ? "-" : secs(e.intervalMs), secs(d.now - e.lastSeen),
+    e.load ? `${e.load.cpu}%` : "-", e.load ? fmt(e.load.connections) : "-", e.load ? `${(e.load.responseTimeUs / 1000).toFixed(1)}ms` : "-",
+    e.load?.at === undefined ? "-" : secs(d.now - e.load.at),
+  ]);
+  return table(["End system", "State", "Address", "Interval", "Heard", "CPU", "Conns", "Resp", "Load age"], rows);
 }
 
 /** What a command may do to the console session it runs in. */
@@ -229,6 +262,23 @@ function showTables(host: ConsoleHost, io: ShellIO): Record<string, Node<void>> 
       help: "Advertised end systems (weight now: after LOAD; advertised in brackets) and refusals",
       pipes: TEXT_PIPES,
       run: out(() => renderDiscovery(host.discovery())),
+      children: {
+        "end-systems": {
+          help: "Per end system: state, address, interval, seconds since heard, last LOAD and its age",
+          pipes: TEXT_PIPES,
+          run: out(() => renderEndSystems(host.discovery())),
+        },
+        supervisor: {
+          help: "The supervisor: registrations, number pools and leases, counters",
+          pipes: TEXT_PIPES,
+          run: out(() => renderSupervisor(host.supervisor?.())),
+        },
+      },
+    },
+    ha: {
+      help: "The redundant pair: role, peer, links, flow-state sync, refusals",
+      pipes: TEXT_PIPES,
+      run: out(() => renderHa(host.ha?.())),
     },
     system: {
       help: "System: version, uptime, engines, board",
@@ -281,6 +331,27 @@ export function operationalTree(host: ConsoleHost, io: ShellIO): Node<void> {
       request: {
         help: "Make system-level requests",
         children: {
+          ha: {
+            help: "The redundant pair",
+            children: {
+              standby: {
+                help: "Hand over to the peer now and stay standby (maintenance)",
+                run: async () => {
+                  if (!io.admin) return io.print("error: permission denied: needs the admin class");
+                  if (!host.holdStandby?.(true)) return io.print("error: high availability is not configured");
+                  await io.print("This node steps down and stays standby until `request ha release`.");
+                },
+              },
+              release: {
+                help: "End `request ha standby`: this node may become active again",
+                run: async () => {
+                  if (!io.admin) return io.print("error: permission denied: needs the admin class");
+                  if (!host.holdStandby?.(false)) return io.print("error: high availability is not configured");
+                  await io.print("Released: the election decides this node's role again.");
+                },
+              },
+            },
+          },
           system: {
             help: "System operations",
             children: {
@@ -404,6 +475,7 @@ export class WordError extends Error {
 function commitMessage(r: Awaited<ReturnType<ConfigSession["commit"]>>, confirmed?: number): string {
   if (!r.ok) {
     if ("errors" in r && r.errors) return `error: configuration check fails; nothing was changed:\n  ${r.errors.map(formatError).join("\n  ")}`;
+    if (r.stage === "refused") return `error: commit refused; nothing was changed: ${r.message}`;
     return `error: commit failed; nothing was changed: ${"message" in r ? r.message : "unknown error"}`;
   }
   return confirmed ? `commit confirmed will be automatically rolled back in ${confirmed} minutes unless confirmed\ncommit complete` : "commit complete";

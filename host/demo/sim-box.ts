@@ -2,7 +2,7 @@
 // box. Its configuration lives in a flash file (commits persist across runs); virtual clients
 // behind a router send traffic to the VIPs, virtual servers answer; the serial console is this
 // terminal. `request system reboot` boots the box again from its flash.
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { mkdir, rm } from "node:fs/promises";
 import { SimBoard, SimPort } from "../../board/sim/index.js";
 import { openFlashFile } from "../../board/flash.js";
@@ -50,6 +50,7 @@ async function bootOnce(configPath: string, flashPath: string): Promise<boolean>
     console: { input: process.stdin, output: process.stdout },
     banner: banner(factory, flashPath),
     log: (line) => hosts.log(line),
+    stateDir: dirname(flashPath), // the supervisor's leases live next to the flash image
     reboot: async () => {
       reboot = true;
       wake();

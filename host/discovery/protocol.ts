@@ -2,21 +2,17 @@
 // agent. docs/advertisement-protocol.md is the written protocol; this file is its one
 // implementation, and the two must agree field for field.
 //
-// A datagram is the CBOR array [version, keyId, sender, seq, timeMs, message, mac], where mac is
-// HMAC-SHA256 over the CBOR encoding of the same array without its last element. Since an array's
-// elements are concatenated after a one-byte head, the MAC input is the datagram with its head
-// 0x87 replaced by 0x86 and the trailing 34-byte mac item cut off. So the receiver reads only the
-// head, the version and the key id by hand, checks the MAC over the exact bytes that were sent,
-// and only then lets the CBOR decoder see the rest: unauthenticated bytes never reach cbor-x's tag
-// extensions. Trade-off: the mac must be the last item and exactly a 32-byte byte string.
+// The signed envelope [version, keyId, sender, seq, timeMs, message, mac] and its checks (the MAC
+// over the exact bytes sent, verified before the CBOR decoder sees them) are host/wire/envelope.ts,
+// shared with the redundant pair's heartbeats; this file gives it the advertisement messages.
 //
 // Decoding never throws: every way a datagram can be wrong is a DecodeResult with a reason, and a
 // bad field names its path ("msg.services[2].port"). Unknown fields and message types are
 // refused rather than ignored: a new field means a new protocol version.
 
-import { createHmac, timingSafeEqual } from "node:crypto";
 import { isIP } from "node:net";
-import { Decoder, Encoder } from "cbor-x";
+import { Envelope, KEY_ID_MAX, type AuthKey as EnvelopeKey, type EnvelopeFailure, type Opened } from "../wire/envelope.js";
+import { FieldError, ID_LENGTH, type Fields, bool, id, int, list, need, oneOf, present, record, text, validate } from "../wire/fields.js";
 
 /** Version of the envelope and message set; a receiver refuses any other. */
 export const PROTOCOL_VERSION = 1;
@@ -29,20 +25,14 @@ export const DEFAULT_GROUP_V4 = "239.255.77.77";
 /** IPv6 group: link-local scope, the server-facing segment only. */
 export const DEFAULT_GROUP_V6 = "ff02::77";
 
-const MAC_BYTES = 32;
-/** The mac item on the wire: 0x58 (byte string, 1-byte length) 0x20 (32) then the digest. */
-const MAC_ITEM_BYTES = 2 + MAC_BYTES;
-const HEAD_WITH_MAC = 0x87; // array of 7
-const HEAD_WITHOUT_MAC = 0x86; // array of 6
-
 /** Bounds on every count and length, so a datagram's decoded size is bounded too. */
 export const LIMITS = {
-  idLength: 64,
+  idLength: ID_LENGTH,
   reasonLength: 200,
   addresses: 16,
   services: 64,
   servers: 64,
-  keyId: 0xffff,
+  keyId: KEY_ID_MAX,
   u32: 0xffffffff,
   intervalMs: { min: 100, max: 600_000 },
   idleTimeoutS: { min: 1, max: 86_400 },
@@ -250,24 +240,16 @@ export const MESSAGE_TYPES: readonly MessageType[] = [
   "number-grant",
 ];
 
-export interface AuthKey {
-  id: number;
-  secret: Uint8Array;
-}
+export type AuthKey = EnvelopeKey;
 
-export type DecodeFailure = "malformed" | "unknown-key" | "bad-mac" | "unsupported-version" | "bad-field";
+export type DecodeFailure = EnvelopeFailure;
 
-export type DecodeResult =
-  | { ok: true; msg: Message; sender: string; seq: number; time: number; keyId: number }
-  | { ok: false; reason: DecodeFailure; detail: string };
+export type DecodeResult = Opened<Message>;
 
 // ---------------------------------------------------------------------------------------------
 // Encode / decode
 
-// Plain maps and arrays only: no record extension, no tagged typed arrays, exact float64 for
-// integers beyond 32 bits (cbor-x writes those as floats; they round-trip exactly below 2^53).
-const encoder = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false, pack: false });
-const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
+const ENVELOPE = new Envelope<Message>({ version: PROTOCOL_VERSION, maxBytes: MAX_DATAGRAM_BYTES, message });
 
 /**
  * Encodes and signs one message. The message is validated first: an invalid message, sender,
@@ -275,66 +257,12 @@ const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
  * throws a RangeError naming the field, so nothing leaves the box that a peer would refuse.
  */
 export function encode(msg: Message, key: AuthKey, seq: number, now: number, sender: string): Uint8Array {
-  const checked = validate(() => {
-    const keyId = int(key.id, "keyId", 0, LIMITS.keyId);
-    if (!(key.secret instanceof Uint8Array) || key.secret.length === 0) throw new FieldError("key.secret", "must be a non-empty byte array");
-    return [keyId, id(sender, "sender"), int(seq, "seq", 0, Number.MAX_SAFE_INTEGER), int(now, "time", 0, Number.MAX_SAFE_INTEGER), message(msg, "msg")] as const;
-  });
-  if (!checked.ok) throw new RangeError(`${checked.path}: ${checked.detail}`);
-  const [keyId, snd, sq, time, m] = checked.value;
-
-  const signed = encoder.encode([PROTOCOL_VERSION, keyId, snd, sq, time, m]);
-  const out = new Uint8Array(signed.length + MAC_ITEM_BYTES);
-  if (signed[0] !== HEAD_WITHOUT_MAC) throw new Error("cbor-x wrote an unexpected array head");
-  out.set(signed, 0);
-  out[0] = HEAD_WITH_MAC;
-  out[signed.length] = 0x58;
-  out[signed.length + 1] = MAC_BYTES;
-  out.set(mac(key.secret, signed), signed.length + 2);
-  if (out.length > MAX_DATAGRAM_BYTES) throw new RangeError(`msg: encodes to ${out.length} bytes, over the ${MAX_DATAGRAM_BYTES}-byte limit`);
-  return out;
+  return ENVELOPE.encode(msg, key, seq, now, sender);
 }
 
 /** Verifies and decodes one datagram. Never throws. */
 export function decode(bytes: Uint8Array, keys: ReadonlyMap<number, Uint8Array>): DecodeResult {
-  try {
-    return decodeUnsafe(bytes, keys);
-  } catch (e) {
-    // Only cbor-x can throw here, on bytes that carried a valid MAC.
-    return fail("malformed", `CBOR: ${e instanceof Error ? e.message : String(e)}`);
-  }
-}
-
-function decodeUnsafe(bytes: Uint8Array, keys: ReadonlyMap<number, Uint8Array>): DecodeResult {
-  if (!(bytes instanceof Uint8Array)) return fail("malformed", "not a byte array");
-  if (bytes.length > MAX_DATAGRAM_BYTES) return fail("malformed", `datagram of ${bytes.length} bytes is over the ${MAX_DATAGRAM_BYTES}-byte limit`);
-  if (bytes.length < 3 + MAC_ITEM_BYTES || bytes[0] !== HEAD_WITH_MAC) return fail("malformed", "not an envelope (array of 7 ending in a 32-byte MAC)");
-  const macAt = bytes.length - MAC_ITEM_BYTES;
-  if (bytes[macAt] !== 0x58 || bytes[macAt + 1] !== MAC_BYTES) return fail("malformed", "last item is not a 32-byte MAC");
-
-  const version = readUint(bytes, 1);
-  if (version === null || version.end > macAt) return fail("malformed", "version is not an unsigned integer");
-  if (version.value !== PROTOCOL_VERSION) return fail("unsupported-version", `version ${version.value}, this end speaks ${PROTOCOL_VERSION}`);
-  const keyId = readUint(bytes, version.end);
-  if (keyId === null || keyId.end > macAt) return fail("malformed", "key id is not an unsigned integer");
-  const secret = keys.get(keyId.value);
-  if (secret === undefined) return fail("unknown-key", `key id ${keyId.value} is not configured`);
-
-  const signed = Uint8Array.from(bytes.subarray(0, macAt));
-  signed[0] = HEAD_WITHOUT_MAC;
-  const expected = mac(secret, signed);
-  if (!timingSafeEqual(expected, bytes.subarray(macAt + 2))) return fail("bad-mac", `MAC does not verify with key id ${keyId.value}`);
-
-  const envelope: unknown = decoder.decode(signed);
-  if (!Array.isArray(envelope) || envelope.length !== 6) return fail("malformed", "envelope is not an array of 6 before the MAC");
-  const checked = validate(() => ({
-    sender: id(envelope[2], "sender"),
-    seq: int(envelope[3], "seq", 0, Number.MAX_SAFE_INTEGER),
-    time: int(envelope[4], "time", 0, Number.MAX_SAFE_INTEGER),
-    msg: message(envelope[5], "msg"),
-  }));
-  if (!checked.ok) return fail("bad-field", `${checked.path}: ${checked.detail}`);
-  return { ok: true, ...checked.value, keyId: keyId.value };
+  return ENVELOPE.decode(bytes, keys);
 }
 
 /** Checks a message as decode() would, without an envelope; for callers holding one in memory. */
@@ -343,108 +271,9 @@ export function validateMessage(value: unknown): { ok: true; msg: Message } | { 
   return r.ok ? { ok: true, msg: r.value } : r;
 }
 
-function fail(reason: DecodeFailure, detail: string): DecodeResult {
-  return { ok: false, reason, detail };
-}
-
-function mac(secret: Uint8Array, data: Uint8Array): Buffer {
-  return createHmac("sha256", secret).update(data).digest();
-}
-
-/** A CBOR unsigned integer (major type 0) of up to 4 bytes at `at`; null if it is anything else. */
-function readUint(b: Uint8Array, at: number): { value: number; end: number } | null {
-  if (at >= b.length) return null;
-  const head = b[at]!;
-  if (head >> 5 !== 0) return null;
-  const info = head & 0x1f;
-  if (info < 24) return { value: info, end: at + 1 };
-  const size = info === 24 ? 1 : info === 25 ? 2 : info === 26 ? 4 : 0;
-  if (size === 0 || at + 1 + size > b.length) return null;
-  let value = 0;
-  for (let i = 1; i <= size; i++) value = value * 256 + b[at + i]!;
-  return { value, end: at + 1 + size };
-}
-
 // ---------------------------------------------------------------------------------------------
 // Validation. Each checker returns a fresh, normalized value (only known fields, no undefined)
-// or throws FieldError, which validate() turns into a result; nothing else escapes.
-
-class FieldError extends Error {
-  constructor(
-    readonly path: string,
-    readonly detail: string,
-  ) {
-    super(`${path}: ${detail}`);
-  }
-}
-
-function validate<T>(f: () => T): { ok: true; value: T } | { ok: false; path: string; detail: string } {
-  try {
-    return { ok: true, value: f() };
-  } catch (e) {
-    if (e instanceof FieldError) return { ok: false, path: e.path, detail: e.detail };
-    throw e;
-  }
-}
-
-type Fields = Record<string, unknown>;
-
-function record(v: unknown, path: string, allowed: readonly string[]): Fields {
-  if (typeof v !== "object" || v === null || Array.isArray(v) || v instanceof Uint8Array) throw new FieldError(path, "must be a map");
-  const proto = Object.getPrototypeOf(v);
-  if (proto !== Object.prototype && proto !== null) throw new FieldError(path, "must be a plain map");
-  for (const k of Object.keys(v)) {
-    if (!allowed.includes(k)) throw new FieldError(`${path}.${k}`, "unknown field");
-  }
-  return v as Fields;
-}
-
-function present(o: Fields, k: string): boolean {
-  return Object.hasOwn(o, k) && o[k] !== undefined;
-}
-
-function need(o: Fields, k: string, path: string): unknown {
-  if (!present(o, k)) throw new FieldError(`${path}.${k}`, "missing");
-  return o[k];
-}
-
-function int(v: unknown, path: string, min: number, max: number): number {
-  if (typeof v !== "number" || !Number.isInteger(v)) throw new FieldError(path, `must be an integer ${min}-${max}`);
-  if (v < min || v > max) throw new FieldError(path, `${v} is outside ${min}-${max}`);
-  return v;
-}
-
-function bool(v: unknown, path: string): boolean {
-  if (typeof v !== "boolean") throw new FieldError(path, "must be true or false");
-  return v;
-}
-
-function oneOf<T extends string>(v: unknown, path: string, values: readonly T[]): T {
-  if (typeof v !== "string" || !(values as readonly string[]).includes(v)) throw new FieldError(path, `must be one of ${values.join(", ")}`);
-  return v as T;
-}
-
-function text(v: unknown, path: string, max: number): string {
-  if (typeof v !== "string" || v.length === 0 || v.length > max) throw new FieldError(path, `must be a string of 1-${max} characters`);
-  if (/[\u0000-\u001f\u007f]/.test(v)) throw new FieldError(path, "must not contain control characters");
-  return v;
-}
-
-const ID_SYNTAX = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/;
-
-/** End-system ids, sender ids and pool names: 1-64 of letters, digits and . _ : - */
-function id(v: unknown, path: string): string {
-  if (typeof v !== "string" || v.length === 0 || v.length > LIMITS.idLength || !ID_SYNTAX.test(v)) {
-    throw new FieldError(path, `must be 1-${LIMITS.idLength} letters, digits, '.', '_', ':' or '-', starting with a letter or digit`);
-  }
-  return v;
-}
-
-function list<T>(v: unknown, path: string, min: number, max: number, item: (x: unknown, p: string) => T): T[] {
-  if (!Array.isArray(v)) throw new FieldError(path, "must be a list");
-  if (v.length < min || v.length > max) throw new FieldError(path, `must hold ${min}-${max} items, has ${v.length}`);
-  return v.map((x, i) => item(x, `${path}[${i}]`));
-}
+// or throws FieldError (host/wire/fields.ts), which validate() turns into a result.
 
 /** The 4 or 16 bytes of an IP address in the forms net.isIP accepts, without a zone; null if not one. */
 export function ipBytes(s: string): Uint8Array | null {

@@ -52,6 +52,8 @@ export interface CounterSnapshot {
     stateless: number;
     reused: number;
   };
+  /** HA flow-state sync: events the engines reported (and lost), entries installed from the peer. */
+  sync: { events: number; eventsLost: number; installed: number; installFailed: number };
   icmpSent: number;
   tcpResetsSent: number;
   ipv4Options: number;
@@ -105,6 +107,7 @@ export function readCounters(mem: ArrayBufferLike, plan: RegionPlan, config: Con
       cuckooMoves: c(L.C_FLOW_CUCKOO_MOVES), reselected: c(L.C_RESELECTED), stateless: c(L.C_STATELESS),
       reused: c(L.C_FLOW_REUSED),
     },
+    sync: { events: c(L.C_FLOW_EVENTS), eventsLost: c(L.C_FLOW_EVENTS_LOST), installed: c(L.C_SYNC_INSTALLED), installFailed: c(L.C_SYNC_FAILED) },
     icmpSent: c(L.C_ICMP_SENT), tcpResetsSent: c(L.C_TCP_RST_SENT), ipv4Options: c(L.C_IPV4_OPTIONS),
     batches: c(L.C_BATCHES), ports, services, backends,
   };

@@ -162,7 +162,10 @@ export class Engine {
     w(L.CB_TX_RING, p.txRing);
     w(L.CB_PUNT_RING, p.puntRing);
     w(L.CB_FREE_RING, p.freeRing);
+    w(L.CB_EVENT_RING, p.eventRing);
+    w(L.CB_SYNC_RING, p.syncRing);
     for (const r of [p.rxRing, p.txRing, p.puntRing, p.freeRing]) this.dv.setUint32(r + L.RING_MASK, p.ringCapacity - 1, true);
+    for (const r of [p.eventRing, p.syncRing]) this.dv.setUint32(r + L.RING_MASK, L.EVENT_RING_CAPACITY - 1, true);
     w(L.CB_BUF_BASE, p.buffers);
     w(L.CB_BUF_COUNT, p.bufferCount);
     w(L.CB_BUF_SIZE, p.bufferSize);
@@ -279,6 +282,41 @@ export class Engine {
 
   drainDropped(fn?: (e: RingEntry) => void): number {
     return this.drain(this.plan.freeRing, fn);
+  }
+
+  /**
+   * Takes every flow event off the event ring: fn sees each EV_SIZE record (a view: copy what
+   * it keeps). Returns how many there were.
+   */
+  drainEvents(fn: (record: Uint8Array) => void): number {
+    const ring = this.plan.eventRing;
+    const head = Atomics.load(this.all32, (ring + L.RING_HEAD) / 4) >>> 0;
+    let tail = this.dv.getUint32(ring + L.RING_TAIL, true);
+    let n = 0;
+    for (; tail !== head; tail = (tail + 1) >>> 0, n++) {
+      const at = ring + L.RING_ENTRIES + (tail & (L.EVENT_RING_CAPACITY - 1)) * L.EV_SIZE;
+      fn(this.u8.subarray(at, at + L.EV_SIZE));
+    }
+    Atomics.store(this.all32, (ring + L.RING_TAIL) / 4, tail | 0);
+    return n;
+  }
+
+  /**
+   * Queues EV_SIZE records (EVK_INSTALL) for the engine to install before its next batch, as many
+   * as the sync ring has room for; returns how many were taken. Kick the engine afterwards.
+   */
+  pushInstalls(records: readonly Uint8Array[]): number {
+    const ring = this.plan.syncRing;
+    const head = this.dv.getUint32(ring + L.RING_HEAD, true);
+    const tail = Atomics.load(this.all32, (ring + L.RING_TAIL) / 4) >>> 0;
+    const room = L.EVENT_RING_CAPACITY - ((head - tail) >>> 0);
+    const n = Math.min(room, records.length);
+    for (let i = 0; i < n; i++) {
+      const at = ring + L.RING_ENTRIES + (((head + i) >>> 0) & (L.EVENT_RING_CAPACITY - 1)) * L.EV_SIZE;
+      this.u8.set(records[i].subarray(0, L.EV_SIZE), at);
+    }
+    Atomics.store(this.all32, (ring + L.RING_HEAD) / 4, (head + n) | 0); // publish
+    return n;
   }
 
   counters(): CounterSnapshot {

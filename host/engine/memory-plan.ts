@@ -13,6 +13,9 @@ export interface RegionPlan {
   puntRing: number;
   freeRing: number;
   ringCapacity: number;
+  /** Flow events out and flow installs in (EV_SIZE records, EVENT_RING_CAPACITY of them). */
+  eventRing: number;
+  syncRing: number;
   buffers: number;
   bufferCount: number;
   bufferSize: number;
@@ -77,6 +80,9 @@ export function planMemory(s: DataplaneSizes): RegionPlan {
   const txRing = take(ringBytes);
   const puntRing = take(ringBytes);
   const freeRing = take(ringBytes);
+  const recordRingBytes = L.RING_ENTRIES + L.EVENT_RING_CAPACITY * L.EV_SIZE;
+  const eventRing = take(recordRingBytes, 4096);
+  const syncRing = take(recordRingBytes, 4096);
   const buffers = take(s.bufferCount * s.bufferSize, 4096);
   const backendCounterIndex = L.C_SERVICE_BASE + s.maxServices * L.SERVICE_COUNTER_WORDS;
   const counterWords = backendCounterIndex + s.maxBackends * L.BACKEND_COUNTER_WORDS;
@@ -111,7 +117,7 @@ export function planMemory(s: DataplaneSizes): RegionPlan {
     throw new Error(`the data plane needs ${(bytes / 2 ** 30).toFixed(1)} GiB, more than a 4 GiB engine memory: lower dataplane.flows or limits`);
   }
   return {
-    controlBlock, rxRing, txRing, puntRing, freeRing, ringCapacity, buffers,
+    controlBlock, rxRing, txRing, puntRing, freeRing, ringCapacity, eventRing, syncRing, buffers,
     bufferCount: s.bufferCount, bufferSize: s.bufferSize, counters, counterWords, backendCounterIndex,
     scratch, controlScratch, flow4, flow4Buckets, flow6, flow6Buckets, config, configLayout, bytes, pages: bytes / PAGE,
   };

@@ -9,12 +9,15 @@ import { Engine, dataplaneModule, type RingEntry } from "./engine.js";
 import { assignSlots, maglevTables, newSlots, type Slots } from "./program.js";
 import { sumCounters, type CounterSnapshot } from "./counters.js";
 import { clientSideHash } from "./dispatch.js";
+import { importFlow, engineFor, type SyncFlow } from "../ha/flow-sync.js";
 
 export interface PoolOutput {
   /** A frame an engine transmitted: send it out of board port `port`. The view dies after the call. */
   tx(port: number, frame: Uint8Array): void;
   /** A frame an engine handed to the host. The view dies after the call. */
   punt(port: number, reason: number, frame: Uint8Array): void;
+  /** A flow event (EV_SIZE record) an engine reported: HA flow-state sync. The view dies after the call. */
+  event?(engine: Engine, record: Uint8Array): void;
 }
 
 export interface PoolStats {
@@ -35,9 +38,12 @@ export class EnginePool {
   private clockTimer?: NodeJS.Timeout;
   private stopped = false;
   private readonly started = performance.now();
+  private readonly pendingInstalls: Uint8Array[][];
+  private installTimer?: NodeJS.Timeout;
 
   private constructor(readonly engines: Engine[], slots: Slots, private config: Config, private readonly out: PoolOutput) {
     this.slots = slots;
+    this.pendingInstalls = engines.map(() => []);
     this.noteSides(config);
     this.tickClock();
     this.clockTimer = setInterval(() => this.tickClock(), CLOCK_TICK_MS);
@@ -90,11 +96,13 @@ export class EnginePool {
     const bellIndex = L.CB_TX_BELL / 4;
     const tx = (x: RingEntry): void => this.out.tx(x.port, x.frame);
     const punt = (x: RingEntry): void => this.out.punt(x.port, x.reason, x.frame);
+    const event = this.out.event && ((r: Uint8Array): void => this.out.event!(e, r));
     while (!this.stopped) {
       const seen = Atomics.load(words, bellIndex);
       e.drainTx(tx);
       e.drainPunt(punt);
       e.drainDropped();
+      if (event) e.drainEvents(event);
       const w = Atomics.waitAsync(words, bellIndex, seen, 50);
       if (w.async) await w.value;
     }
@@ -126,6 +134,46 @@ export class EnginePool {
     }
   }
 
+  /**
+   * Flow entries from the HA peer, each to the engine its packets will reach, installed before
+   * that engine's next batch. Records that do not fit a sync ring now wait (and are retried) in
+   * order; returns how many are still waiting.
+   */
+  install(flows: readonly SyncFlow[]): { queued: number; refused: Record<string, number> } {
+    const refused: Record<string, number> = {};
+    const n = this.engines.length;
+    for (const f of flows) {
+      const i = engineFor(f, n);
+      const r = importFlow(this.engines[i], f);
+      if (!r.ok) {
+        refused[r.reason] = (refused[r.reason] ?? 0) + 1;
+        continue;
+      }
+      this.pendingInstalls[i].push(r.record);
+    }
+    this.pushInstalls();
+    return { queued: this.pendingInstalls.reduce((a, q) => a + q.length, 0), refused };
+  }
+
+  private pushInstalls(): void {
+    clearTimeout(this.installTimer);
+    let waiting = false;
+    this.engines.forEach((e, i) => {
+      const q = this.pendingInstalls[i];
+      if (!q.length) return;
+      const took = e.pushInstalls(q);
+      q.splice(0, took);
+      e.kick();
+      if (q.length) waiting = true;
+    });
+    if (waiting && !this.stopped) this.installTimer = setTimeout(() => this.pushInstalls(), 1);
+  }
+
+  /** Install records handed to install() that no engine has taken yet. */
+  get installsWaiting(): number {
+    return this.pendingInstalls.reduce((a, q) => a + q.length, 0);
+  }
+
   /** Counters of all engines, summed, read while they run. */
   counters(): CounterSnapshot {
     return sumCounters(this.engines.map((e) => e.counters()));
@@ -134,6 +182,7 @@ export class EnginePool {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.clockTimer);
+    clearTimeout(this.installTimer);
     await Promise.all(this.engines.map((e) => e.stop()));
   }
 }

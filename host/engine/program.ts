@@ -102,7 +102,9 @@ export function writeConfigCopy(
   u8.fill(0);
   const abs = (off: number): number => base + off;
 
-  dv.setUint32(L.CFG_FLAGS, config.noVip === "forward" ? L.CFGF_NOVIP_FORWARD : 0, true);
+  const flags = (config.noVip === "forward" ? L.CFGF_NOVIP_FORWARD : 0) |
+    (config.role?.standby ? L.CFGF_STANDBY : 0) | (config.role?.flowEvents ? L.CFGF_FLOW_EVENTS : 0);
+  dv.setUint32(L.CFG_FLAGS, flags, true);
   dv.setUint32(L.CFG_SVC_INDEX, abs(cl.svcIndex), true);
   dv.setUint32(L.CFG_SVC_INDEX_MASK, cl.svcIndexSlots - 1, true);
   dv.setUint32(L.CFG_SERVICES, abs(cl.services), true);

@@ -1,5 +1,6 @@
 // The SNMP agent: net-snmp's Agent on one UDP socket, serving SNMPv2-MIB, IF-MIB and
-// FLOWSWITCH-MIB from the box's view, and the notifier sending traps / informs.
+// FLOWSWITCH-MIB (service discovery included) from the box's view, and the notifier sending
+// traps / informs.
 //
 // Values are copied from the view when a request arrives, at most once a second (sysUpTime on
 // every request): a manager polling fast costs the box one snapshot a second, an idle one nothing.
@@ -11,6 +12,7 @@ import type { SnmpConfig } from "../config/schema.js";
 import type { BoxView } from "../observe.js";
 import { grantAccess } from "./access.js";
 import { flowswitchScalars, flowswitchTables } from "./flowswitch-mib.js";
+import { discoveryScalars, discoveryTables } from "./discovery-mib.js";
 import { ifScalars, ifTables } from "./if-mib.js";
 import { MibObjects } from "./objects.js";
 import { Notifier } from "./notify.js";
@@ -95,8 +97,11 @@ export async function startSnmpAgent(config: SnmpConfig, view: BoxView, log: (li
   const location = display(config.location);
   objects = new MibObjects(
     agent.getMib(),
-    [...systemScalars(view, { sysObjectID: oids.appliance, contact, location }), ...ifScalars(view), ...flowswitchScalars(view, oids, config.flowTableThreshold)],
-    [...ifTables(view), ...flowswitchTables(view, oids)],
+    [
+      ...systemScalars(view, { sysObjectID: oids.appliance, contact, location }), ...ifScalars(view),
+      ...flowswitchScalars(view, oids, config.flowTableThreshold), ...discoveryScalars(view, oids),
+    ],
+    [...ifTables(view), ...flowswitchTables(view, oids), ...discoveryTables(view, oids)],
     log,
   );
   objects.refresh();

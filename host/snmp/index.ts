@@ -6,6 +6,7 @@
 //   system-mib.ts     SNMPv2-MIB system group
 //   if-mib.ts         IF-MIB ifNumber, ifTable, ifXTable
 //   flowswitch-mib.ts FLOWSWITCH-MIB tables and scalars
+//   discovery-mib.ts  FLOWSWITCH-MIB service discovery: counters, refusals, end systems
 //   notify.ts         box events -> v2c traps / v3 informs; flow-table threshold
 //   oids.ts           every OID, in one place
 import type { SnmpConfig } from "../config/schema.js";

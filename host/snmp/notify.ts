@@ -13,6 +13,7 @@ import type { BoxEvent, BoxView } from "../observe.js";
 import type { FlowswitchOids } from "./oids.js";
 import { usmUser } from "./access.js";
 import { HA_STATE } from "./flowswitch-mib.js";
+import { SERVER_STATE } from "./discovery-mib.js";
 import { display, gauge } from "./values.js";
 
 const WATCH_EVERY_MS = 2000;
@@ -53,6 +54,14 @@ export function notificationFor(e: BoxEvent, oids: FlowswitchOids): Notification
       return { oid: oids.notification.loginFailure, varbinds: [str(v.user, e.user, 64), num(v.failures, e.failures)] };
     case "flow-table-high":
       return undefined; // watched against our own threshold: see the top of this file
+    case "end-system":
+      // down: it stopped advertising; up: a down one is heard again. Appearing, draining, leaving
+      // and being forgotten are expected changes, not alarms (telemetry's events carry them).
+      if (e.to === "gone" || (e.to !== "down" && e.from !== "down")) return undefined;
+      return {
+        oid: e.to === "down" ? oids.notification.endSystemDown : oids.notification.endSystemUp,
+        varbinds: [str(v.endSystem, e.endSystem, 64), num(v.endSystemState, SERVER_STATE[e.to], T.Integer), str(v.reason, e.reason)],
+      };
   }
 }
 

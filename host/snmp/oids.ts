@@ -14,6 +14,7 @@ export function flowswitchOids(enterprise: number) {
   const base = `1.3.6.1.4.1.${enterprise}.${FLOWSWITCH_ARC}`;
   const objects = `${base}.1`;
   const notify = `${objects}.6`;
+  const discovery = `${objects}.7`;
   return {
     base,
     /** sysObjectID: flowswitchAppliance. */
@@ -23,6 +24,10 @@ export function flowswitchOids(enterprise: number) {
     engineEntry: `${objects}.3.1`,
     flowTable: `${objects}.4`,
     haState: `${objects}.5.1`,
+    /** Service discovery: scalars .1-.8, the refusals by reason .9, the end systems .10. */
+    discovery,
+    discoveryRejectEntry: `${discovery}.9.1`,
+    endSystemEntry: `${discovery}.10.1`,
     /** Objects carried by notifications (accessible-for-notify), sent as <oid>.0. */
     varbind: {
       backendName: `${notify}.1`,
@@ -35,6 +40,8 @@ export function flowswitchOids(enterprise: number) {
       family: `${notify}.8`,
       percent: `${notify}.9`,
       failures: `${notify}.10`,
+      endSystem: `${notify}.11`,
+      endSystemState: `${notify}.12`,
     },
     notification: {
       backendDown: `${base}.0.1`,
@@ -43,6 +50,8 @@ export function flowswitchOids(enterprise: number) {
       configCommitted: `${base}.0.4`,
       flowTableHigh: `${base}.0.5`,
       loginFailure: `${base}.0.6`,
+      endSystemDown: `${base}.0.7`,
+      endSystemUp: `${base}.0.8`,
     },
   };
 }

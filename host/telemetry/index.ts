@@ -1,8 +1,8 @@
 // Telemetry: the appliance's state, metrics and events published over MQTT (docs/telemetry.md).
 //
 //   flowswitch/<site>/<hostname>/state     online / offline, retained; offline is the last will
-//   flowswitch/<site>/<hostname>/metrics   a snapshot every interval (QoS 0)
-//   flowswitch/<site>/<hostname>/events    one message per BoxEvent (QoS 1)
+//   flowswitch/<site>/<hostname>/metrics   a snapshot every interval (QoS 0), discovery included
+//   flowswitch/<site>/<hostname>/events    one message per BoxEvent (QoS 1), end-system changes included
 //
 // It only reads the BoxView and listens to its events: a broker that is slow or gone costs the
 // box a bounded queue of events and nothing else. Nothing here throws into the caller, and

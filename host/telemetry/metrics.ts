@@ -1,6 +1,6 @@
 // The metrics message: one snapshot of what the BoxView shows, in the shape docs/telemetry.md
 // documents. Built only when it is about to be sent (never while the broker is away).
-import type { BackendView, BoxView, EngineView, FlowTableView, HaState, PortView, ServiceView } from "../observe.js";
+import type { BackendView, BoxView, DiscoveryView, EngineView, FlowTableView, HaState, PortView, ServiceView } from "../observe.js";
 
 export interface MetricsPayload {
   /** When the snapshot was taken, in milliseconds since the Unix epoch. */
@@ -17,12 +17,15 @@ export interface MetricsPayload {
   backends: BackendView[];
   engines: EngineView[];
   flowTable: FlowTableView;
+  /** Service discovery: counters, refusals, end systems. Absent when discovery is not configured. */
+  discovery?: DiscoveryView;
   /** The publisher itself: events dropped because the buffer was full while disconnected. */
   telemetry: { eventsDropped: number; eventsQueued: number };
 }
 
 export function metricsOf(view: BoxView, site: string, telemetry: MetricsPayload["telemetry"]): MetricsPayload {
   const c = view.counters();
+  const discovery = view.discovery();
   return {
     time: Date.now(),
     hostname: view.hostname(),
@@ -36,6 +39,7 @@ export function metricsOf(view: BoxView, site: string, telemetry: MetricsPayload
     backends: view.backends(),
     engines: view.engines(),
     flowTable: view.flowTable(),
+    ...(discovery && { discovery }),
     telemetry,
   };
 }

@@ -4,12 +4,12 @@
 // Every one is bounded in time.
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import {
-  CLIENT_NS, CommandError, SERVER_NAMES, nsRun, run, sleep, statePath, urlHost, type ServerName,
+  ALL_SERVER_NAMES, CLIENT_NS, CommandError, SERVER_NAMES, nsRun, run, sleep, statePath, urlHost, type LabServerName, type ServerName,
 } from "../../tools/lab/index.js";
 
-export interface RequestRun {
+export interface RequestRun<N extends LabServerName = ServerName> {
   /** Responses per server (by their X-Server header). */
-  counts: Record<ServerName, number>;
+  counts: Record<N, number>;
   ok: number;
   /** What went wrong with the others: "000 (no response)", "502", a missing X-Server ... */
   failures: string[];
@@ -19,9 +19,12 @@ export interface RequestRun {
 
 /**
  * n requests to http://address/, one after the other, each on a new connection (Connection: close,
- * so curl cannot reuse one): one curl process reading n URLs from a config file.
+ * so curl cannot reuse one): one curl process reading n URLs from a config file. A response from a
+ * server not in `servers` (default: the three of the static config) counts as a failure.
  */
-export async function sequentialRequests(address: string, n: number, tag: string, timeoutMs = 90_000): Promise<RequestRun> {
+export async function sequentialRequests<N extends LabServerName = ServerName>(
+  address: string, n: number, tag: string, timeoutMs = 90_000, servers: readonly N[] = SERVER_NAMES as readonly LabServerName[] as readonly N[],
+): Promise<RequestRun<N>> {
   const cfg = statePath(`curl-${tag}.cfg`);
   const lines = [
     'header = "Connection: close"',
@@ -42,14 +45,14 @@ export async function sequentialRequests(address: string, n: number, tag: string
     stdout = e.stdout;
     stderr = e.stderr;
   }
-  const counts = Object.fromEntries(SERVER_NAMES.map((s) => [s, 0])) as Record<ServerName, number>;
+  const counts = Object.fromEntries(servers.map((s) => [s, 0])) as Record<N, number>;
   const failures: string[] = [];
   let ok = 0;
   const results = stdout.split("\n").filter((l) => l.trim() !== "");
   for (const line of results) {
     const [code, who] = line.trim().split(/\s+/);
-    if (code === "200" && (SERVER_NAMES as readonly string[]).includes(who)) {
-      counts[who as ServerName]++;
+    if (code === "200" && (servers as readonly string[]).includes(who)) {
+      counts[who as N]++;
       ok++;
     } else {
       failures.push(code === "000" ? "000 (no response)" : `${code} from ${who ?? "(no X-Server header)"}`);
@@ -69,19 +72,21 @@ export function summarize(failures: string[]): string {
 export interface Download {
   index: number;
   /** Which server serves it (from the response headers), once known. */
-  server?: ServerName;
+  server?: LabServerName;
   /** Settles when curl ends: HTTP status and bytes received, or the error. */
   done: Promise<{ code: number; bytes: number }>;
 }
 
 /**
  * Starts n downloads of /big at a limited rate (each its own connection), and waits (at most 5 s)
- * until each has its response headers, so that every download knows its server.
+ * until each has its response headers, so that every download knows its server. `tag` names the
+ * header files, so that two sets of downloads can run at once.
  */
-export async function startDownloads(address: string, n: number, rate: string, maxTimeS: number): Promise<Download[]> {
+export async function startDownloads(address: string, n: number, rate: string, maxTimeS: number, tag = ""): Promise<Download[]> {
+  const headersFile = (i: number): string => statePath(`download-${tag ? `${tag}-` : ""}${i}.headers`);
   const downloads: Download[] = [];
   for (let i = 0; i < n; i++) {
-    const headers = statePath(`download-${i}.headers`);
+    const headers = headersFile(i);
     rmSync(headers, { force: true });
     const done = nsRun(CLIENT_NS, [
       "curl", "-sS", "--limit-rate", rate, "--max-time", String(maxTimeS), "-o", "/dev/null", "-D", headers,
@@ -97,10 +102,10 @@ export async function startDownloads(address: string, n: number, rate: string, m
   for (;;) {
     for (const d of downloads) {
       if (d.server) continue;
-      const file = statePath(`download-${d.index}.headers`);
+      const file = headersFile(d.index);
       if (!existsSync(file)) continue;
       const m = /^x-server:\s*(\S+)/im.exec(readFileSync(file, "utf8"));
-      if (m && (SERVER_NAMES as readonly string[]).includes(m[1])) d.server = m[1] as ServerName;
+      if (m && (ALL_SERVER_NAMES as readonly string[]).includes(m[1])) d.server = m[1] as LabServerName;
     }
     if (downloads.every((d) => d.server)) return downloads;
     if (Date.now() > deadline) {

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Appliance } from "../../host/appliance.js";
 import { discoveryView } from "../../host/box.js";
-import { renderDiscovery } from "../../host/console/commands.js";
+import { renderDiscovery, renderEndSystems } from "../../host/console/commands.js";
 import { SimBoard, SimPort } from "../../board/sim/index.js";
 import type { ConfigInput } from "../../host/config/schema.js";
 import { arp, ethernet, tcp4Frame, udp4Frame, parseMac, formatMac, ARP_REQUEST, ARP_REPLY, ETHERTYPE_ARP, SYN, ACK } from "../../host/net/frame.js";
@@ -227,13 +227,20 @@ test("flow: a FLOW add no longer refreshed is removed after 3 intervals; a patte
   assert.equal(box.effective().flowRules.length, 0);
 });
 
-test("show discovery: end systems with their weight now and last seen, and the refusals by reason", () => {
+test("show discovery: end systems with their weight now and last seen, and the refusals by reason and source", async () => {
+  // one forged datagram from es2's address: counted by reason and by source
+  sw.send([udp4Frame({ srcMac: ES.es2.mac, dstMac: GROUP_MAC, src: ES.es2.ip, dst: GROUP, sport: 7777, dport: 7777, payload: encode({ type: "load", endSystem: "es2", cpu: 1, connections: 1, responseTimeUs: 1 }, { id: KEY.id, secret: new Uint8Array(32) }, seq++, Date.now(), "es2") })]);
+  await until("the forged datagram refused", () => box.discovery()!.stats.rejected["bad-mac"] === 1);
   const text = renderDiscovery(discoveryView(box));
+  assert.match(text, /Refused datagrams by source:\n\s+10\.0\.2\.22\s+bad-mac 1/, text);
+  const detail = renderEndSystems(discoveryView(box));
+  assert.match(detail, /^es1\s+up\s+10\.0\.2\.21\s+\d+(\.\d)?s\s+\d+(\.\d)?s\s+95%\s+\d+\s+[\d.]+ms\s+\d+(\.\d)?s$/m, detail);
+  assert.match(detail, /^es2\s+up\s+10\.0\.2\.22\s+0\.1s\s+[\d.]+s\s+5%\s+40\s+2\.0ms\s+[\d.]+s$/m, detail);
   const es1 = text.split("\n").find((l) => l.startsWith("es1"));
   assert.ok(es1, text);
   assert.match(es1, /10\.0\.2\.21\s+up\s+10\.0\.0\.100:tcp\/80\s+\d+ \(100\)\s+\d+s ago\s+95%/, text);
   assert.match(text, /^es2\s+10\.0\.2\.22\s+up\s+10\.0\.0\.100:tcp\/80\s+100\s/m, text);
   assert.match(text, /Flow rules 0, refused 1, widened 1/, text);
-  assert.match(text, /^\s+bad-mac\s+0$/m, text);
+  assert.match(text, /^\s+bad-mac\s+1$/m, text);
   assert.equal(renderDiscovery(undefined), "Service discovery is not configured.");
 });

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { Appliance } from "../../host/appliance.js";
 import { SimBoard, SimPort } from "../../board/sim/index.js";
 import type { ConfigInput } from "../../host/config/schema.js";
-import { arp, ethernet, tcp4Frame, udp4Frame, parseMac, formatMac, ARP_REQUEST, ARP_REPLY, ETHERTYPE_ARP, SYN, ACK } from "../../host/net/frame.js";
+import { arp, ethernet, tcp4Frame, udp4Frame, udp6Frame, parseMac, formatMac, ARP_REQUEST, ARP_REPLY, ETHERTYPE_ARP, SYN, ACK } from "../../host/net/frame.js";
 import { l2, arpOf } from "../../host/net/packet-view.js";
 import { encode, type ServiceMsg, type ServerState } from "../../host/discovery/protocol.js";
 import { Wire } from "../lib/sim-wire.js";
@@ -212,4 +212,28 @@ test("discovery: a leaving end system whose flows do not end is removed after le
   const took = Date.now() - leftAt;
   assert.ok(took >= 4900, `removed after ${took} ms, not before leaveTimeoutS (5 s)`);
   assert.ok(logs.some((l) => l.includes("end system es4 removed: its flows did not end within 5 s of leaving")), logs.join("\n"));
+});
+
+test("discovery: the appliance reports membership of both advertisement groups (IGMPv3, MLDv2) on the discovery port only", async () => {
+  const igmp = await sw.waitFor("an IGMPv3 report", (f) => f[12] === 0x08 && f[14 + 9] === 2 && f[14 + 24] === 0x22);
+  assert.equal(formatMac(igmp.subarray(6, 12)), SERVER_MAC);
+  assert.deepEqual([...igmp.subarray(14 + 24 + 12, 14 + 24 + 16)], [239, 255, 77, 77], "the IPv4 group");
+  const mld = await sw.waitFor("an MLDv2 report", (f) => f[12] === 0x86 && f[12 + 2 + 6] === 0 && f[14 + 40 + 8] === 143);
+  assert.equal(formatMac(mld.subarray(0, 6)), "33:33:00:00:00:16");
+  assert.equal(Buffer.from(mld.subarray(14 + 40 + 8 + 8 + 4, 14 + 40 + 8 + 8 + 20)).toString("hex"), "ff020000000000000000000000000077", "the IPv6 group");
+  assert.ok(!router.got.some((f) => (f[12] === 0x08 && f[14 + 9] === 2) || (f[12] === 0x86 && f[14 + 40 + 8] === 143)), "no report on the client port");
+});
+
+test("discovery: an advertisement to the IPv6 group ff02::77 is heard like one to the IPv4 group", async () => {
+  const accepted = box.discovery()!.stats.accepted;
+  const msg: ServiceMsg = { type: "service", endSystem: "es6", addresses: ["fd00:2::26"], state: "up", intervalMs: 60_000, services: [] };
+  const payload = encode(msg, KEY, seq++, Date.now(), "es6");
+  sw.send(udp6Frame({ srcMac: "02:00:00:00:02:26", dstMac: "33:33:00:00:00:77", src: "fe80::26", dst: "ff02::77", sport: 7777, dport: 7777, payload }));
+  await until("es6 known", () => known("es6"));
+  assert.equal(box.discovery()!.stats.accepted, accepted + 1);
+  // to another IPv6 group: not punted as an advertisement, so not even refused
+  sw.send(udp6Frame({ srcMac: "02:00:00:00:02:26", dstMac: "33:33:00:00:00:78", src: "fe80::26", dst: "ff02::78", sport: 7777, dport: 7777, payload: encode(msg, KEY, seq++, Date.now(), "es6") }));
+  await sleep(200);
+  assert.equal(box.discovery()!.stats.accepted, accepted + 1);
+  assert.equal(Object.values(box.discovery()!.stats.rejected).reduce((a, b) => a + b, 0), 3, "only the three refusals of the earlier test");
 });

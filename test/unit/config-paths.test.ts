@@ -89,6 +89,17 @@ function fullConfig(): ConfigInput {
     discovery: {
       keys: [{ id: 1, secret: "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff" }, { id: 2, secret: Buffer.alloc(24, 3).toString("base64") }],
       group: "239.255.77.78", group6: "ff02::78", port: 7778, missedIntervals: 4, leaveTimeoutS: 60, via: "server",
+      supervisor: {
+        address: "192.0.2.200", port: 7779, intervalMs: 2000, maxEndSystems: 64,
+        pools: [{ name: "ports", first: 40000, last: 40999, maxLeaseS: 600 }, { name: "ids", first: 1, last: 100 }],
+        relay: ["10.1.0.2", "10.1.0.3:7780", "[2001:db8:3::2]:7777"], peers: ["192.0.2.201"],
+      },
+    },
+    ha: {
+      node: "fs-a", priority: 200, preempt: false, preemptDelayMs: 5000, intervalMs: 100, deadCount: 4,
+      keys: [{ id: 9, secret: "ffeeddccbbaa99887766554433221100" }],
+      links: [{ name: "direct", local: "192.168.255.1", peer: "192.168.255.2", port: 7789 }, { name: "backup", local: "2001:db8:ff::a", peer: "2001:db8:ff::b" }],
+      garp: { count: 5, intervalMs: 50 },
     },
   };
 }
@@ -161,7 +172,8 @@ test("paths: a configuration using every key is valid, sets every leaf of the tr
   for (const n of allNodes()) assert.ok(set.has(n), `the full config does not set ${n.word}`);
   // SNMP and discovery keys are never written out: the set form carries (hidden) for them, and import refuses it
   const lines = toSetCommands(full);
-  assert.equal(lines.filter((l) => l.includes("(hidden)")).length, 4, "both SNMP keys and both discovery secrets hidden");
+  assert.equal(lines.filter((l) => l.includes("(hidden)")).length, 5, "both SNMP keys, both discovery secrets and the HA secret hidden");
+  assert.ok(!lines.some((l) => l.includes(full.ha!.keys[0].secret)), "no HA secret shown");
   assert.ok(!lines.some((l) => l.includes(full.discovery!.keys[0].secret)), "no discovery secret shown");
   const back = fromSetCommands(lines.filter((l) => !l.includes("(hidden)")));
   assert.ok(back.ok, back.ok ? "" : JSON.stringify(back.errors));
@@ -169,6 +181,7 @@ test("paths: a configuration using every key is valid, sets every leaf of the tr
   user.authKey = full.snmp!.users![0].authKey;
   user.privKey = full.snmp!.users![0].privKey;
   back.config.discovery!.keys = full.discovery!.keys.map((k) => ({ ...k }));
+  back.config.ha!.keys = full.ha!.keys.map((k) => ({ ...k }));
   assert.deepEqual(back.config, normalizeInput(full));
 });
 
@@ -219,6 +232,68 @@ test("config: discovery keys, group, port, missed intervals and via port are val
   for (const e of bad.filter((x) => x.path.endsWith(".secret"))) assert.equal(e.value, "(hidden)");
   assert.ok(!JSON.stringify(bad).includes(short));
   assert.deepEqual(errorsOf(labConfig([svc("dsr")], { discovery: { keys: [] } })).map((e) => e.path), ["discovery.keys"]);
+});
+
+// ---- ha --------------------------------------------------------------------------------------
+
+test("config: ha is validated with defaults filled in; links' addresses are parsed", () => {
+  const secret = "00112233445566778899aabbccddeeff";
+  const ok = validate(labConfig([svc("dsr")], { ha: { node: "fs-b", keys: [{ id: 3, secret }], links: [{ name: "direct", local: "192.168.255.2", peer: "192.168.255.1" }] } }));
+  assert.ok(ok.ok, ok.ok ? "" : ok.errors.map(formatError).join("\n"));
+  if (!ok.ok) return;
+  const h = ok.config.ha!;
+  assert.deepEqual({ ...h, keys: undefined, links: undefined }, {
+    node: "fs-b", priority: 100, preempt: true, preemptDelayMs: 0, intervalMs: 50, deadCount: 3, keys: undefined, links: undefined, garp: { count: 3, intervalMs: 20 },
+  });
+  assert.deepEqual(h.keys.map((k) => [k.id, Buffer.from(k.secret).toString("hex")]), [[3, secret]]);
+  assert.deepEqual(h.links.map((l) => [l.name, l.local.text, l.peer.text, l.port, l.local.family]), [["direct", "192.168.255.2", "192.168.255.1", 7788, 4]]);
+  const none = validate(labConfig([svc("dsr")]));
+  assert.ok(none.ok && none.config.ha === undefined, "absent: no pair");
+  assert.ok(none.ok && none.config.role === undefined, "the runtime role is not configuration");
+});
+
+test("config: ha errors name the path, the value and what was expected; secrets are never echoed", () => {
+  const short = "00112233445566778899aabbccddee"; // 15 bytes
+  const bad = errorsOf(labConfig([svc("dsr")], {
+    ha: {
+      node: "1st", priority: 255, preempt: "yes", preemptDelayMs: -1, intervalMs: 5, deadCount: 1,
+      keys: [{ id: 1, secret: short }, { id: 1, secret: "00112233445566778899aabbccddeeff" }],
+      links: [
+        { name: "a", local: "192.168.255.1", peer: "2001:db8::2" },
+        { name: "a", local: "192.168.255.1", peer: "192.168.255.1" },
+        { name: "c", local: "224.0.0.1", peer: "10.0.0.2", port: 0 },
+        { name: "d", local: "10.9.0.1", peer: "10.9.0.2", extra: 1 },
+        { name: "e", local: "10.9.1.1", peer: "10.9.1.2" },
+      ],
+      garp: { count: 0, intervalMs: 1001 },
+    } as never,
+  }));
+  const shown = bad.map(formatError);
+  const has = (line: string): void => assert.ok(shown.includes(line), `${line}\n--- got:\n${shown.join("\n")}`);
+  has('ha.node: "1st": expected a name of 1-32 letters, digits, \'_\', \'.\', \'-\', starting with a letter');
+  has("ha.priority: 255: expected a whole number from 1 to 254");
+  has('ha.preempt: "yes": expected true or false');
+  has("ha.preemptDelayMs: -1: expected a whole number from 0 to 3600000");
+  has("ha.intervalMs: 5: expected a whole number from 10 to 10000");
+  has("ha.deadCount: 1: expected a whole number from 2 to 255");
+  has('ha.keys[0].secret: "(hidden)": expected a secret of 16 bytes or more, in hex or base64');
+  has("ha.keys[1].id: 1: expected an id no other key has");
+  has('ha.links: "5 links": expected 1 to 4 links { name, local, peer, port }');
+  has('ha.links[0].peer: "2001:db8::2": expected an IPv4 address, like local');
+  has('ha.links[1].name: "a": expected a name no other link has');
+  has('ha.links[1].peer: "192.168.255.1": expected the peer\'s address, not this appliance\'s own (local)');
+  has('ha.links[1].local: "192.168.255.1": expected an address and port no other link binds (192.168.255.1 port 7788 is taken)');
+  has('ha.links[2].local: "224.0.0.1": expected a unicast IPv4 or IPv6 address');
+  has("ha.links[2].port: 0: expected a whole number from 1 to 65535");
+  has("ha.links[3].extra: 1: expected one of the keys name, local, peer, port (unknown key)");
+  has("ha.garp.count: 0: expected a whole number from 1 to 100");
+  has("ha.garp.intervalMs: 1001: expected a whole number from 1 to 1000");
+  assert.ok(!JSON.stringify(bad).includes(short), "a secret is never echoed");
+  assert.deepEqual(errorsOf(labConfig([svc("dsr")], { ha: { node: "a", keys: [], links: [] } })).map(formatError), [
+    "ha.keys: []: expected a list of one or more keys { id, secret }",
+    "ha.links: []: expected 1 to 4 links { name, local, peer, port }",
+  ]);
+  assert.deepEqual(errorsOf(labConfig([svc("dsr")], { ha: {} as never })).map((e) => e.path), ["ha.node", "ha.keys", "ha.links"]);
 });
 
 // ---- system: users, time zone, NTP -----------------------------------------------------------
@@ -305,7 +380,7 @@ test("set: bad words and values are refused at the right word with the expected 
   const before = structuredClone(c);
   const cases: [string[], number, string][] = [
     [["services", "web", "vipp", "10.0.0.1"], 2, 'unknown word "vipp": expected one of vip, protocol, port, mode, target-port, backends, on-backend-down, arp, tunnel'],
-    [["servicez"], 0, 'unknown word "servicez": expected one of system, management, ports, dataplane, backends, services, flow-rules, telemetry, snmp, discovery'],
+    [["servicez"], 0, 'unknown word "servicez": expected one of system, management, ports, dataplane, backends, services, flow-rules, telemetry, snmp, discovery, ha'],
     [["services", "web", "port", "70000"], 3, 'bad value "70000" for port: expected a whole number from 0 to 65535'],
     [["services", "web", "port", "8o"], 3, 'bad value "8o" for port: expected a whole number from 0 to 65535'],
     [["services", "web", "vip"], 3, "missing value: expected an IPv4 or IPv6 address"],
@@ -325,7 +400,7 @@ test("set: bad words and values are refused at the right word with the expected 
     [["system", "timezone", "europe/paris"], 2, 'bad value "europe/paris" for timezone: expected an IANA time zone name such as UTC or Europe/Paris'],
     [["system", "ntp", "bad..host"], 2, 'bad value "bad..host" for ntp: expected an IPv4 or IPv6 address or a host name'],
     [["system", "users", "alice", "class", "root"], 4, 'bad value "root" for class: expected one of admin, operator'],
-    [[], 0, "missing word: expected one of system, management, ports, dataplane, backends, services, flow-rules, telemetry, snmp, discovery"],
+    [[], 0, "missing word: expected one of system, management, ports, dataplane, backends, services, flow-rules, telemetry, snmp, discovery, ha"],
   ];
   for (const [words, word, message] of cases) {
     assert.deepEqual(setPath(c, words), { ok: false, word, message }, words.join(" "));
@@ -380,7 +455,7 @@ test("delete: what is not there is refused with what is, changing nothing", () =
   assert.deepEqual(deletePath(c, ["services", "web", "port", "81"]), { ok: false, word: 3, message: "no such value: expected the current value, 80" });
   assert.deepEqual(deletePath(c, ["system", "ntp", "192.0.2.9"]), { ok: false, word: 2, message: "no such value: expected one of 192.0.2.123, pool.ntp.org" });
   assert.deepEqual(deletePath(c, ["services", "web", "vipp"]).ok, false);
-  assert.deepEqual(deletePath(c, []), { ok: false, word: 0, message: "missing word: expected one of system, management, ports, dataplane, backends, services, flow-rules, telemetry, snmp, discovery" });
+  assert.deepEqual(deletePath(c, []), { ok: false, word: 0, message: "missing word: expected one of system, management, ports, dataplane, backends, services, flow-rules, telemetry, snmp, discovery, ha" });
   assert.deepEqual(c, before);
 });
 
@@ -390,7 +465,7 @@ const words = (list: { word: string }[]): string[] => list.map((c) => c.word);
 
 test("completions: top level, filtered by the partial word, with help", () => {
   const c = labConfig([svc("dsr")]);
-  assert.deepEqual(words(completions(c, [], "")), ["system", "management", "ports", "dataplane", "backends", "services", "flow-rules", "telemetry", "snmp", "discovery"]);
+  assert.deepEqual(words(completions(c, [], "")), ["system", "management", "ports", "dataplane", "backends", "services", "flow-rules", "telemetry", "snmp", "discovery", "ha"]);
   assert.deepEqual(words(completions(c, [], "s")), ["system", "services", "snmp"]);
   assert.ok(completions(c, [], "").every((x) => x.help.length > 0));
 });

@@ -198,6 +198,33 @@ describe("config session: commit", () => {
   });
 });
 
+describe("config session: the pair's standby", () => {
+  it("the guard refuses a commit with its reason and changes nothing; adopt commits a configuration from the peer past it", async () => {
+    let standby = true;
+    const box = await boot(undefined, { guard: (c) => (standby && c.services?.length !== 1 ? "shared settings are edited on the active node" : undefined) });
+    const s = box.session;
+    s.edit((c) => (c.services = []));
+    const r = await s.commit({ user: "bob" });
+    assert.deepStrictEqual(r, { ok: false, stage: "refused", message: "shared settings are edited on the active node" });
+    assert.equal(box.applied.length, 1, "nothing applied");
+    assert.equal(s.history().length, 1, "nothing recorded");
+    assert.ok(box.logs.some((l) => l.includes("commit by bob refused: shared settings")), box.logs.join("\n"));
+
+    const peer = { ...base(), system: { hostname: "from-peer" } };
+    const a = await s.adopt(peer, "ha-peer", "replicated from the active node");
+    assert.deepStrictEqual(a, { ok: true, seq: 1 });
+    assert.equal(box.applied.at(-1)?.hostname, "from-peer");
+    assert.deepStrictEqual(s.history().map((h) => [h.seq, h.user]), [[1, "ha-peer"], [0, "system"]]);
+    assert.equal(s.dirty, true, "the operator's own edit of the candidate is kept");
+    const bad = await s.adopt({ ...base(), services: [{ name: "x" }] } as never, "ha-peer", "broken");
+    assert.equal(bad.ok, false);
+    assert.equal(s.history().length, 2, "an invalid one is not recorded");
+    standby = false;
+    assert.equal((await s.commit({ user: "bob" })).ok, true, "once active, the same commit goes through");
+    await box.off();
+  });
+});
+
 describe("config session: rollback", () => {
   it("rollback n puts the configuration n commits ago into the candidate; too far is an error", async () => {
     const box = await boot();

@@ -18,6 +18,7 @@ import {
   type FlowPattern,
   type ServiceOffer,
 } from "../../host/discovery/protocol.js";
+import { parseRelayTarget } from "../../host/config/validate.js";
 
 /** A secret shorter than this is refused: HMAC-SHA256 keys should carry 32 random bytes. */
 export const MIN_SECRET_BYTES = 16;
@@ -46,10 +47,24 @@ export interface AgentConfig {
   services: ServiceOffer[];
   probe?: { url: string; timeoutMs: number };
   flows: AgentFlow[];
-  /** Unix socket on which a running agent takes `drain`. */
+  /** Unix socket on which a running agent takes `drain` and `status`. */
   controlSocket: string;
   drainTimeoutS: number;
+  /** The supervisor REGISTER and NUMBER requests go to; absent: none (the agent advertises anyway). */
+  supervisor?: { address: string; port: number };
+  /** Numbers leased from the supervisor's pools at start, renewed at half the lease, released on leave. */
+  numbers: NumberWant[];
 }
+
+export interface NumberWant {
+  pool: string;
+  count: number;
+  /** Seconds asked for (the supervisor may grant less). */
+  leaseS: number;
+}
+
+/** Seconds a lease is asked for when the config does not say. */
+export const DEFAULT_LEASE_S = 3600;
 
 export interface ConfigError {
   path: string;
@@ -64,7 +79,7 @@ export function formatConfigError(e: ConfigError): string {
   return `${e.path || "(top)"}: got ${shown && shown.length > 60 ? `${shown.slice(0, 57)}...` : shown}, expected ${e.expected}`;
 }
 
-const TOP_KEYS = ["id", "addresses", "key", "group", "port", "interface", "unicast", "intervalMs", "services", "probe", "flows", "controlSocket", "drainTimeoutS"];
+const TOP_KEYS = ["id", "addresses", "key", "group", "port", "interface", "unicast", "intervalMs", "services", "probe", "flows", "controlSocket", "drainTimeoutS", "supervisor", "numbers"];
 const PROTOCOL_NAMES: Record<string, number> = { tcp: 6, udp: 17, sctp: 132 };
 
 /** Reads and validates a config file; `secretFile` and relative paths resolve against the file's folder. */
@@ -105,6 +120,14 @@ export function validateConfig(raw: unknown, baseDir: string): ConfigResult {
   const drainTimeoutS = raw.drainTimeoutS === undefined ? DEFAULT_DRAIN_TIMEOUT_S : intIn(raw.drainTimeoutS, 0, 86_400) ?? err("drainTimeoutS", raw.drainTimeoutS, "an integer 0-86400 (seconds)");
   const controlSocket = raw.controlSocket === undefined ? `/run/flowswitch-agent/${id ?? "agent"}.sock` : typeof raw.controlSocket === "string" && raw.controlSocket.length > 0 ? resolve(baseDir, raw.controlSocket) : err("controlSocket", raw.controlSocket, "a path for the agent's unix control socket");
   const probe = parseProbe(raw.probe, err);
+  let supervisor: AgentConfig["supervisor"];
+  if (raw.supervisor !== undefined) {
+    const t = typeof raw.supervisor === "string" ? parseRelayTarget(raw.supervisor, port ?? DEFAULT_PORT) : undefined;
+    if (t) supervisor = { address: t.address.text, port: t.port };
+    else err("supervisor", raw.supervisor, "the supervisor's unicast address, optionally with a port: 10.77.3.5, 10.77.3.5:7777 or [fd77:3::5]:7777");
+  }
+  const numbers = parseNumbers(raw.numbers, err);
+  if (numbers.length > 0 && raw.supervisor === undefined) err("supervisor", undefined, "the supervisor's address (numbers are leased from it)");
 
   // Services: accept protocol names and default weight/capacity, then let the protocol check them.
   let services: ServiceOffer[] | undefined;
@@ -151,31 +174,34 @@ export function validateConfig(raw: unknown, baseDir: string): ConfigResult {
     flows,
     controlSocket: controlSocket!,
     drainTimeoutS: drainTimeoutS!,
+    numbers,
   };
   if (iface !== undefined) config.interface = iface;
   if (probe !== undefined) config.probe = probe;
+  if (supervisor !== undefined) config.supervisor = supervisor;
   return { ok: true, config };
 }
 
-type Err = (path: string, value: unknown, expected: string) => undefined;
+export type Err = (path: string, value: unknown, expected: string) => undefined;
 
-function parseKey(v: unknown, baseDir: string, err: Err): AuthKey | undefined {
+/** A key { id, secret } or { id, secretFile } at `at` in a config file; secretFile resolves against baseDir. */
+export function parseKey(v: unknown, baseDir: string, err: Err, at = "key"): AuthKey | undefined {
   const what = '{ id: 0-65535, secret: "hex or base64" } or { id, secretFile: "path" }';
-  if (!isObject(v)) return err("key", v, what);
-  for (const k of Object.keys(v)) if (!["id", "secret", "secretFile"].includes(k)) err(`key.${k}`, v[k], "one of the known fields (id, secret, secretFile)");
-  const id = intIn(v.id, 0, LIMITS.keyId) ?? err("key.id", v.id, "an integer 0-65535");
+  if (!isObject(v)) return err(at, v, what);
+  for (const k of Object.keys(v)) if (!["id", "secret", "secretFile"].includes(k)) err(`${at}.${k}`, v[k], "one of the known fields (id, secret, secretFile)");
+  const id = intIn(v.id, 0, LIMITS.keyId) ?? err(`${at}.id`, v.id, "an integer 0-65535");
   let text: string | undefined;
-  let path = "key.secret";
-  if (v.secret !== undefined && v.secretFile !== undefined) return err("key", "(both)", "one of secret or secretFile, not both");
+  let path = `${at}.secret`;
+  if (v.secret !== undefined && v.secretFile !== undefined) return err(at, "(both)", "one of secret or secretFile, not both");
   if (typeof v.secret === "string") text = v.secret;
   else if (typeof v.secretFile === "string") {
-    path = "key.secretFile";
+    path = `${at}.secretFile`;
     try {
       text = readFileSync(resolve(baseDir, v.secretFile), "utf8").trim();
     } catch (e) {
       return err(path, v.secretFile, `a readable file holding the secret in hex or base64 (${(e as Error).message})`);
     }
-  } else return err("key.secret", v.secret, "a secret in hex or base64, or key.secretFile naming a file that holds one");
+  } else return err(`${at}.secret`, v.secret, `a secret in hex or base64, or ${at}.secretFile naming a file that holds one`);
   const secret = decodeSecret(text);
   // Never echo a secret into an error message.
   if (secret === null) return err(path, "(hidden)", "hex (an even number of 0-9a-f) or base64");
@@ -207,6 +233,23 @@ function parseProbe(v: unknown, err: Err): { url: string; timeoutMs: number } | 
   return url === undefined || timeoutMs === undefined ? undefined : { url, timeoutMs };
 }
 
+function parseNumbers(v: unknown, err: Err): NumberWant[] {
+  const out: NumberWant[] = [];
+  if (v === undefined) return out;
+  if (!Array.isArray(v)) return err("numbers", v, "a list of { pool, count?, leaseS? }") ?? out;
+  v.forEach((n, i) => {
+    const at = `numbers[${i}]`;
+    if (!isObject(n)) return err(at, n, "{ pool, count?, leaseS? }");
+    for (const k of Object.keys(n)) if (!["pool", "count", "leaseS"].includes(k)) err(`${at}.${k}`, n[k], "one of the known fields (pool, count, leaseS)");
+    const pool = typeof n.pool === "string" && /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/.test(n.pool) ? n.pool : err(`${at}.pool`, n.pool, "a pool name: 1-64 letters, digits, '.', '_', ':' or '-', starting with a letter or digit");
+    const count = n.count === undefined ? 1 : intIn(n.count, 1, LIMITS.numberCount) ?? err(`${at}.count`, n.count, `an integer 1-${LIMITS.numberCount}`);
+    const leaseS = n.leaseS === undefined ? DEFAULT_LEASE_S : intIn(n.leaseS, LIMITS.leaseS.min, LIMITS.leaseS.max) ?? err(`${at}.leaseS`, n.leaseS, `an integer ${LIMITS.leaseS.min}-${LIMITS.leaseS.max} (seconds)`);
+    if (pool !== undefined && count !== undefined && leaseS !== undefined) out.push({ pool, count, leaseS });
+    return undefined;
+  });
+  return out;
+}
+
 /** Reports a protocol validation failure at its path in the file, with the value found there. */
 function protocolError(root: unknown, path: string, detail: string, err: Err, prefix = ""): undefined {
   return err(`${prefix}${path}`, valueAt(root, path), detail.replace(/^must be /, ""));
@@ -221,15 +264,15 @@ function valueAt(root: unknown, path: string): unknown {
   return cur;
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
+export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-function intIn(v: unknown, min: number, max: number): number | undefined {
+export function intIn(v: unknown, min: number, max: number): number | undefined {
   return typeof v === "number" && Number.isInteger(v) && v >= min && v <= max ? v : undefined;
 }
 
-function isMulticast(v: unknown): v is string {
+export function isMulticast(v: unknown): v is string {
   if (typeof v !== "string") return false;
   const fam = isIP(v);
   if (fam === 4) return Number(v.split(".")[0]) >= 224 && Number(v.split(".")[0]) <= 239;

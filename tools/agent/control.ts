@@ -1,11 +1,14 @@
-// The local control channel between `flowswitch-agent drain` and a running agent: a unix socket
-// (config `controlSocket`, default /run/flowswitch-agent/<id>.sock, mode 0600) speaking one JSON
-// object per line.
+// The local control channel between `flowswitch-agent drain|status` and a running agent: a unix
+// socket (config `controlSocket`, default /run/flowswitch-agent/<id>.sock, mode 0600) speaking one
+// JSON object per line.
 //
 //   client -> agent   {"cmd":"drain","timeoutS":30}
 //   agent -> client   {"event":"draining","connections":N}   at once, then each interval
 //                     {"event":"leaving","reason":"connections ended"|"timeout"}
 //                     {"event":"done"}                        then the agent closes and exits
+//
+//   client -> agent   {"cmd":"status"}
+//   agent -> client   {"event":"status","state":"up",...}    state, interval, registration, leases
 //
 // A unix socket rather than a signal + pid file: the caller learns when the drain has finished (so
 // systemd's ExecStop returns only once the server has left), file permissions decide who may drain,
@@ -14,16 +17,27 @@
 import { createServer, createConnection, type Server, type Socket } from "node:net";
 import { chmodSync, mkdirSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
+import type { ClientStatus } from "./supervisor-client.js";
 
 export type ControlEvent =
   | { event: "draining"; connections: number }
   | { event: "leaving"; reason: string }
   | { event: "done" }
-  | { event: "error"; message: string };
+  | { event: "error"; message: string }
+  | ({ event: "status" } & AgentStatus);
+
+/** What `flowswitch-agent status` shows. */
+export interface AgentStatus {
+  id: string;
+  state: string;
+  intervalMs: number;
+  supervisor?: ClientStatus;
+}
 
 export interface ControlHandlers {
   /** A drain was asked for; `notify` gets every later event for that client. */
   drain(timeoutS: number | undefined, notify: (e: ControlEvent) => void): void;
+  status(): AgentStatus;
 }
 
 /** Largest request line accepted; anything longer is not a request. */
@@ -73,6 +87,11 @@ function serve(sock: Socket, handlers: ControlHandlers): void {
       req = JSON.parse(line) as typeof req;
     } catch {
       send({ event: "error", message: "not JSON" });
+      sock.end();
+      return;
+    }
+    if (req.cmd === "status") {
+      send({ event: "status", ...handlers.status() });
       sock.end();
       return;
     }
@@ -143,5 +162,38 @@ export function requestDrain(path: string, timeoutS: number | undefined, limitMs
     });
     sock.on("error", () => finish(connected ? "lost" : "no-agent"));
     sock.on("close", () => finish(connected ? "lost" : "no-agent"));
+  });
+}
+
+/** Asks the agent at `path` for its status; undefined when no agent answers within `limitMs`. */
+export function requestStatus(path: string, limitMs: number): Promise<AgentStatus | undefined> {
+  return new Promise((resolve) => {
+    let buf = "";
+    const sock = createConnection(path);
+    const finish = (r: AgentStatus | undefined): void => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(r);
+    };
+    const timer = setTimeout(() => finish(undefined), limitMs);
+    sock.setEncoding("utf8");
+    sock.on("connect", () => sock.write(`${JSON.stringify({ cmd: "status" })}\n`));
+    sock.on("data", (chunk: string) => {
+      buf += chunk;
+      const nl = buf.indexOf("\n");
+      if (nl < 0) return;
+      try {
+        const e = JSON.parse(buf.slice(0, nl)) as ControlEvent;
+        if (e.event === "status") {
+          const { event: _, ...status } = e;
+          return finish(status);
+        }
+      } catch {
+        // not an answer
+      }
+      finish(undefined);
+    });
+    sock.on("error", () => finish(undefined));
+    sock.on("close", () => finish(undefined));
   });
 }

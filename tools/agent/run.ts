@@ -73,12 +73,24 @@ export class Agent {
   private lastProbeError: string | undefined;
 
   constructor(
-    private readonly config: AgentConfig,
+    private config: AgentConfig,
     private readonly io: AgentIo,
   ) {}
 
   get currentState(): ServerState {
     return this.state;
+  }
+
+  get intervalMs(): number {
+    return this.config.intervalMs;
+  }
+
+  /** The supervisor's interval: adopted, and SERVICE goes out at once with it. */
+  setIntervalMs(ms: number): void {
+    if (ms === this.config.intervalMs) return;
+    this.io.log(`${this.config.id}: advertising every ${ms} ms (the supervisor's interval; was ${this.config.intervalMs} ms)`);
+    this.config = { ...this.config, intervalMs: ms };
+    if (this.state === "up") this.reschedule();
   }
 
   start(): void {

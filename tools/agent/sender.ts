@@ -6,6 +6,10 @@
 //
 // A send that fails (no route to the group, appliance unreachable) is reported once per
 // destination until it works again, never fatal: the next interval tries again.
+//
+// Requests to the supervisor (sendTo) share the one sequence number: the supervisor may also
+// hear the advertisements, and a second counter starting at the same clock would collide in its
+// replay window. Its answers come back to the socket the request left from (onDatagram).
 
 import { createSocket, type Socket } from "node:dgram";
 import { isIP } from "node:net";
@@ -24,6 +28,7 @@ interface Destination {
 export class Sender {
   private seq: number;
   private readonly sockets: Socket[] = [];
+  private readonly byFamily = new Map<4 | 6, Socket>();
   private readonly destinations: Destination[] = [];
   /** Destinations whose last send failed, with the error shown, so each failure is logged once. */
   private readonly failing = new Map<string, string>();
@@ -40,12 +45,13 @@ export class Sender {
 
   static async open(config: AgentConfig, log: (line: string) => void, now: () => number = Date.now): Promise<Sender> {
     const s = new Sender(config, log, now);
-    const targets = [config.group, ...config.unicast];
+    const targets = [config.group, ...config.unicast, ...(config.supervisor ? [config.supervisor.address] : [])];
     for (const family of [4, 6] as const) {
       const mine = targets.filter((a) => isIP(a) === family);
       if (mine.length === 0) continue;
       const socket = createSocket(family === 4 ? "udp4" : "udp6");
       s.sockets.push(socket);
+      s.byFamily.set(family, socket);
       socket.on("error", (e) => log(`udp${family} socket: ${e.message}`));
       const bindAddress = config.interface !== undefined && isIP(config.interface) === family ? config.interface : undefined;
       await new Promise<void>((ok, fail) => {
@@ -62,15 +68,31 @@ export class Sender {
     return s;
   }
 
+  /** Signs `msg` with the next sequence number and sends it to one address (a request to the supervisor). */
+  async sendTo(msg: Message, address: string, port: number): Promise<void> {
+    const seq = this.seq++;
+    const bytes = encode(msg, this.config.key, seq, this.now(), this.config.id);
+    const family = isIP(address) === 6 ? 6 : 4;
+    const socket = this.byFamily.get(family);
+    if (!socket) throw new Error(`no IPv${family} socket for ${address}`);
+    await this.transmit({ address, port, socket }, bytes);
+    this.sent++;
+  }
+
+  /** Every datagram that arrives on the sockets (answers to sendTo). */
+  onDatagram(f: (bytes: Uint8Array, from: { address: string; port: number }) => void): void {
+    for (const s of this.sockets) s.on("message", (msg, rinfo) => f(msg, { address: rinfo.address, port: rinfo.port }));
+  }
+
   /** Signs `msg` with the next sequence number and sends it everywhere. Resolves when every send has finished. */
   async send(msg: Message): Promise<void> {
     const seq = this.seq++;
     const bytes = encode(msg, this.config.key, seq, this.now(), this.config.id);
-    await Promise.all(this.destinations.map((d) => this.sendTo(d, bytes)));
+    await Promise.all(this.destinations.map((d) => this.transmit(d, bytes)));
     this.sent++;
   }
 
-  private sendTo(d: Destination, bytes: Uint8Array): Promise<void> {
+  private transmit(d: Destination, bytes: Uint8Array): Promise<void> {
     const where = `${d.address}:${d.port}`;
     return new Promise((done) => {
       d.socket.send(bytes, d.port, d.address, (e) => {

@@ -1,13 +1,18 @@
 // The configuration the lab gives the appliance (appliance.json): ports front and back on the Linux
 // board's interfaces, health checks from the management address, one backend per server and family,
 // and four services: DSR and NAT, IPv4 and IPv6, TCP port 80. Tests and the benchmark write
-// variants (a backend draining, one backend only) and send the appliance SIGHUP.
+// variants (a backend draining, one backend only) and send the appliance SIGHUP. With a discovery
+// section the appliance also learns backends from the servers' advertisements (tools/lab/agent.ts);
+// then the static pools may be empty (servers: []), so that every backend is an advertised one.
+// With an ha option it is one node's config of the redundant pair (`up --pair`): the shared parts
+// are the same for both nodes, and the node's own (hostname, management address, port MACs, ha)
+// differ.
 //
 // The shape is the project's config format (host/config/schema.ts) including the fields the Linux
 // board brings (management, port device/gateway/gateway6, dataplane.engines, backend check, backend
 // mac optional); it is declared here rather than taken from ConfigInput so that the lab states
 // exactly what it writes.
-import { APPLIANCE, HTTP_PORT, ROUTER, SERVERS, VIPS, type ServerName } from "./topology.js";
+import { APPLIANCE, HA_LINK, HTTP_PORT, PAIR, PROBE_PORT, ROUTER, SERVERS, VIPS, type PairNodeName, type ServerName } from "./topology.js";
 
 export type BackendState = "active" | "draining" | "down";
 
@@ -36,10 +41,47 @@ export interface LabBackendConfig {
 export interface LabServiceConfig {
   name: string;
   vip: string;
-  protocol: "tcp";
+  protocol: "tcp" | "udp";
   port: number;
   mode: "dsr" | "nat";
   backends: string[];
+}
+
+/** host/config/schema.ts DiscoveryInput, as the lab writes it: the servers are on `back`. */
+export interface LabDiscoveryConfig {
+  keys: { id: number; secret: string }[];
+  missedIntervals?: number;
+  via: "back";
+}
+
+/** host/config/schema.ts HaInput, as the lab writes it: two links, the HA veth first (it carries the sync channel). */
+export interface LabHaConfig {
+  node: PairNodeName;
+  priority: number;
+  preempt: boolean;
+  preemptDelayMs: number;
+  intervalMs: number;
+  deadCount: number;
+  keys: { id: number; secret: string }[];
+  links: { name: "ha" | "data"; local: string; peer: string; port: number }[];
+  garp?: { count?: number; intervalMs?: number };
+}
+
+/**
+ * The lab's heartbeat timing: fast, so that a takeover is quick (3 x 30 ms), but not so fast that a
+ * busy 2-core machine running wrk, nginx and two appliances misses three in a row.
+ */
+export const LAB_HA = { intervalMs: 30, deadCount: 3 } as const;
+
+export interface LabHaOptions {
+  node: PairNodeName;
+  /** Heartbeat keys (the lab's: pair.ts haKey()). */
+  keys: { id: number; secret: string }[];
+  intervalMs?: number;
+  deadCount?: number;
+  preempt?: boolean;
+  preemptDelayMs?: number;
+  garp?: { count?: number; intervalMs?: number };
 }
 
 export interface LabApplianceConfig {
@@ -49,18 +91,26 @@ export interface LabApplianceConfig {
   dataplane: { noVip: "drop"; engines: number };
   backends: LabBackendConfig[];
   services: LabServiceConfig[];
+  discovery?: LabDiscoveryConfig;
+  ha?: LabHaConfig;
 }
 
 export interface ApplianceConfigOptions {
   /** MAC addresses of fsl-app's front and back interfaces (the Linux board sends with them). */
   frontMac: string;
   backMac: string;
-  /** Servers in the pools (default: all three). The benchmark uses ["s1"]. */
+  /** Servers in the pools (default: all three). The benchmark uses ["s1"]; none ([]) needs discovery. */
   servers?: readonly ServerName[];
   /** Backend state per server, for both of its backends (IPv4 and IPv6); default active. */
   states?: Partial<Record<ServerName, BackendState>>;
   /** Packet engines (default 1). */
   engines?: number;
+  /** Learn backends from advertisements signed with these keys (default: no discovery section). */
+  discovery?: { keys: { id: number; secret: string }[]; missedIntervals?: number };
+  /** One node of the redundant pair: its ha section, hostname and management address (default: a single appliance). */
+  ha?: LabHaOptions;
+  /** Also UDP services on PROBE_PORT at the IPv4 DSR and NAT VIPs, for the failover probe (probe.ts; default false). */
+  udpProbe?: boolean;
 }
 
 /** The backend names of a server: IPv4 and IPv6. */
@@ -68,7 +118,7 @@ export const backendNames = (s: ServerName): { v4: string; v6: string } => ({ v4
 
 export function applianceConfig(o: ApplianceConfigOptions): LabApplianceConfig {
   const servers = SERVERS.filter((s) => (o.servers ?? SERVERS.map((x) => x.name)).includes(s.name));
-  if (servers.length === 0) throw new Error("applianceConfig: no servers");
+  if (servers.length === 0 && !o.discovery) throw new Error("applianceConfig: no servers (and no discovery to learn them from)");
   const states = o.states ?? {};
   const backends: LabBackendConfig[] = servers.flatMap((s) => {
     const state = states[s.name] ?? "active";
@@ -80,11 +130,12 @@ export function applianceConfig(o: ApplianceConfigOptions): LabApplianceConfig {
   });
   const v4 = servers.map((s) => backendNames(s.name).v4);
   const v6 = servers.map((s) => backendNames(s.name).v6);
-  const service = (name: string, vip: string, mode: "dsr" | "nat", pool: string[]): LabServiceConfig =>
-    ({ name, vip, protocol: "tcp", port: HTTP_PORT, mode, backends: pool });
+  const service = (name: string, vip: string, mode: "dsr" | "nat", pool: string[], protocol: "tcp" | "udp" = "tcp", port = HTTP_PORT): LabServiceConfig =>
+    ({ name, vip, protocol, port, mode, backends: pool });
+  const self = o.ha ? PAIR[o.ha.node] : undefined;
   return {
-    system: { hostname: "fsl-app" },
-    management: { ipv4: APPLIANCE.mgmt.ipv4, ipv6: APPLIANCE.mgmt.ipv6 },
+    system: { hostname: self?.hostname ?? "fsl-app" },
+    management: { ipv4: (self ?? APPLIANCE).mgmt.ipv4, ipv6: (self ?? APPLIANCE).mgmt.ipv6 },
     ports: [
       { name: "front", device: "front", mac: o.frontMac, mtu: 1500, ipv4: APPLIANCE.front.ipv4, ipv6: APPLIANCE.front.ipv6, gateway: ROUTER.app.ipv4, gateway6: ROUTER.app.ipv6 },
       { name: "back", device: "back", mac: o.backMac, mtu: 1500, ipv4: APPLIANCE.back.ipv4, ipv6: APPLIANCE.back.ipv6 },
@@ -96,7 +147,36 @@ export function applianceConfig(o: ApplianceConfigOptions): LabApplianceConfig {
       service("web-nat", VIPS.nat4, "nat", v4),
       service("web6-dsr", VIPS.dsr6, "dsr", v6),
       service("web6-nat", VIPS.nat6, "nat", v6),
+      ...(o.udpProbe ? [service("probe-dsr", VIPS.dsr4, "dsr", v4, "udp", PROBE_PORT), service("probe-nat", VIPS.nat4, "nat", v4, "udp", PROBE_PORT)] : []),
     ],
+    ...(o.discovery ? {
+      discovery: {
+        keys: o.discovery.keys.map((k) => ({ ...k })),
+        ...(o.discovery.missedIntervals !== undefined ? { missedIntervals: o.discovery.missedIntervals } : {}),
+        via: "back" as const,
+      },
+    } : {}),
+    ...(o.ha ? { ha: haSection(o.ha) } : {}),
+  };
+}
+
+/** One node's ha section: node a is preferred (priority 200 over 100); links to the other node. */
+export function haSection(o: LabHaOptions): LabHaConfig {
+  const self = PAIR[o.node];
+  const peer = PAIR[o.node === "a" ? "b" : "a"];
+  return {
+    node: o.node,
+    priority: self.priority,
+    preempt: o.preempt ?? true,
+    preemptDelayMs: o.preemptDelayMs ?? 0,
+    intervalMs: o.intervalMs ?? LAB_HA.intervalMs,
+    deadCount: o.deadCount ?? LAB_HA.deadCount,
+    keys: o.keys.map((k) => ({ ...k })),
+    links: [
+      { name: "ha", local: self.haLink, peer: peer.haLink, port: HA_LINK.port },
+      { name: "data", local: self.mgmt.ipv4, peer: peer.mgmt.ipv4, port: HA_LINK.port },
+    ],
+    ...(o.garp ? { garp: { ...o.garp } } : {}),
   };
 }
 

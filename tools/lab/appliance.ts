@@ -4,15 +4,27 @@
 //
 // "Ready" means: the process lives, status.json exists, and the router gets answers from the VIPs
 // (the appliance answers ARP/ND for them and ICMP echo to them), so traffic can flow.
-import { existsSync, readFileSync, rmSync, appendFileSync, writeFileSync, accessSync, statSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, appendFileSync, writeFileSync, accessSync, statSync, mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { CounterSnapshot } from "../../host/engine/index.js";
+import type { Appliance } from "../../host/appliance.js";
+import type { HaView } from "../../host/console/ha-view.js";
 import { applianceConfig, type ApplianceConfigOptions, type LabApplianceConfig } from "./appliance-config.js";
 import { ensureStateDir, ipIn, isAlive, nsTry, pidFromFile, signal, sleep, spawnInNs, statePath, stopPids, tail, writeFileAtomic } from "./exec.js";
 import { APPLIANCE_NS, ROUTER_NS, VIPS } from "./topology.js";
 
-export const appliancePaths = {
+/** Where one appliance process keeps its config, status, log and pid (the pair's node b: pair.ts). */
+export interface AppliancePaths {
+  config(): string;
+  status(): string;
+  log(): string;
+  pid(): string;
+  /** --state-dir (what outlives a restart; the pair keeps its configurations there). Absent: the appliance's default. */
+  stateDir?(): string;
+}
+
+export const appliancePaths: AppliancePaths = {
   config: (): string => statePath("appliance.json"),
   status: (): string => statePath("status.json"),
   log: (): string => statePath("appliance.log"),
@@ -27,11 +39,34 @@ export interface HealthState {
   reason?: string;
 }
 
+/** status.json's `discovery` (present when the config has a discovery section), as JSON. */
+export type DiscoveryStatus = NonNullable<ReturnType<Appliance["discovery"]>>;
+
+/**
+ * status.json's `ha` (present when the config has an ha section), as `show ha` sees it: the node's
+ * role, the election's counters (takeovers, heartbeats refused by reason), the peer as this node
+ * sees it, and the sync channel (whether this node holds the pair's flow state).
+ */
+export type LabHaStatus = HaView;
+
+/** The node holds the pair's flow state (an active always does; a standby once the active's resync is in). */
+export function haReady(s: ApplianceStatus | undefined): boolean {
+  const h = s?.ha;
+  if (!h) return false;
+  return h.role === "active" || (h.election?.ready ?? h.sync?.ready ?? false);
+}
+
 export interface ApplianceStatus {
   counters: CounterSnapshot;
   health: Record<string, HealthState>;
+  /** Every backend the engines run (configured and advertised), with its state now. */
+  backends?: Record<string, { state: string; mac: string }>;
+  discovery?: DiscoveryStatus;
+  ha?: LabHaStatus;
   engines: number;
   time: number;
+  /** Since the process started, ms. */
+  uptimeMs?: number;
 }
 
 /** The repository root: the directory above this file that holds package.json. */
@@ -70,21 +105,36 @@ export function appliancePid(): number | undefined {
   return pidFromFile(appliancePaths.pid());
 }
 
-export function applianceLogTail(lines = LOG_TAIL_LINES): string {
-  return tail(appliancePaths.log(), lines);
+export function applianceLogTail(lines = LOG_TAIL_LINES, paths: AppliancePaths = appliancePaths): string {
+  return tail(paths.log(), lines);
 }
 
 /** The error to show when the appliance is not doing what the lab needs: what, and the log's tail. */
 export class ApplianceError extends Error {
-  constructor(what: string) {
-    super(`${what}\n--- last lines of ${appliancePaths.log()} ---\n${applianceLogTail()}\n---`);
+  constructor(what: string, paths: AppliancePaths = appliancePaths) {
+    super(`${what}\n--- last lines of ${paths.log()} ---\n${applianceLogTail(LOG_TAIL_LINES, paths)}\n---`);
   }
 }
 
 /** The command line the lab starts the appliance with. */
-export function applianceCommand(): string[] {
+export function applianceCommand(paths: AppliancePaths = appliancePaths): string[] {
   return [process.execPath, join(repoRoot(), "build", "host", "main.js"), "--board", "linux",
-    "--config", appliancePaths.config(), "--status-file", appliancePaths.status()];
+    "--config", paths.config(), "--status-file", paths.status(), ...(paths.stateDir ? ["--state-dir", paths.stateDir()] : [])];
+}
+
+/**
+ * Starts an appliance process in `ns` on the config at paths.config() (which must exist), with a
+ * fresh status file; notes its pid. Does not wait for anything.
+ */
+export async function spawnAppliance(ns: string, paths: AppliancePaths): Promise<number> {
+  rmSync(paths.status(), { force: true });
+  if (paths.stateDir) mkdirSync(paths.stateDir(), { recursive: true, mode: 0o755 });
+  const argv = applianceCommand(paths);
+  if (!existsSync(argv[1])) throw new ApplianceError(`cannot start the appliance: ${argv[1]} does not exist (run npm run build)`, paths);
+  appendFileSync(paths.log(), `--- lab: ${new Date().toISOString()}: ip netns exec ${ns} ${argv.join(" ")}\n`);
+  const pid = await spawnInNs(ns, argv, paths.log());
+  writeFileSync(paths.pid(), `${pid}\n`);
+  return pid;
 }
 
 /**
@@ -95,23 +145,19 @@ export function applianceCommand(): string[] {
 export async function startAppliance(timeoutMs = READY_TIMEOUT_MS): Promise<number> {
   await stopAppliance();
   if (!existsSync(appliancePaths.config())) await writeApplianceConfig();
-  rmSync(appliancePaths.status(), { force: true });
-  const argv = applianceCommand();
-  if (!existsSync(argv[1])) throw new ApplianceError(`cannot start the appliance: ${argv[1]} does not exist (run npm run build)`);
-  appendFileSync(appliancePaths.log(), `--- lab: ${new Date().toISOString()}: ip netns exec ${APPLIANCE_NS} ${argv.join(" ")}\n`);
-  const pid = await spawnInNs(APPLIANCE_NS, argv, appliancePaths.log());
-  writeFileSync(appliancePaths.pid(), `${pid}\n`);
+  const pid = await spawnAppliance(APPLIANCE_NS, appliancePaths);
   await waitReady(pid, timeoutMs);
   return pid;
 }
 
-async function waitReady(pid: number, timeoutMs: number): Promise<void> {
+/** Waits until the process lives, has written its status file, and the router gets answers from every VIP. */
+export async function waitReady(pid: number, timeoutMs: number, paths: AppliancePaths = appliancePaths): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   const pending = new Set([VIPS.dsr4, VIPS.nat4, VIPS.dsr6, VIPS.nat6]);
   let statusSeen = false;
   for (;;) {
-    if (!isAlive(pid)) throw new ApplianceError(`the appliance (pid ${pid}) exited while starting`);
-    if (!statusSeen) statusSeen = readStatus() !== undefined;
+    if (!isAlive(pid)) throw new ApplianceError(`the appliance (pid ${pid}) exited while starting`, paths);
+    if (!statusSeen) statusSeen = readStatus(paths.status()) !== undefined;
     // one echo per pending VIP; each waits at most 1 s
     for (const vip of [...pending]) {
       if ((await nsTry(ROUTER_NS, ["ping", "-c1", "-W1", "-n", "-q", vip], { timeoutMs: 5000 })).ok) pending.delete(vip);
@@ -119,10 +165,10 @@ async function waitReady(pid: number, timeoutMs: number): Promise<void> {
     if (statusSeen && pending.size === 0) return;
     if (Date.now() > deadline) {
       const missing = [
-        ...(statusSeen ? [] : [`no readable ${appliancePaths.status()}`]),
+        ...(statusSeen ? [] : [`no readable ${paths.status()}`]),
         ...(pending.size ? [`no answer from ${[...pending].join(", ")} to a ping from ${ROUTER_NS} (the appliance must answer ARP/ND and ICMP echo for its VIPs)`] : []),
       ];
-      throw new ApplianceError(`the appliance (pid ${pid}) is not ready after ${timeoutMs / 1000} s: ${missing.join("; ")}`);
+      throw new ApplianceError(`the appliance (pid ${pid}) is not ready after ${timeoutMs / 1000} s: ${missing.join("; ")}`, paths);
     }
     await sleep(200);
   }
@@ -160,10 +206,10 @@ export async function reloadAppliance(o: Omit<ApplianceConfigOptions, "frontMac"
   return config;
 }
 
-/** status.json, or undefined while there is none (or it does not parse). */
-export function readStatus(): ApplianceStatus | undefined {
+/** status.json (or another node's status file), or undefined while there is none (or it does not parse). */
+export function readStatus(file = appliancePaths.status()): ApplianceStatus | undefined {
   try {
-    const s = JSON.parse(readFileSync(appliancePaths.status(), "utf8")) as ApplianceStatus;
+    const s = JSON.parse(readFileSync(file, "utf8")) as ApplianceStatus;
     return typeof s === "object" && s !== null && typeof s.counters === "object" ? s : undefined;
   } catch {
     return undefined;

@@ -1,8 +1,9 @@
 // The lab: network namespaces with a client, a router, the appliance running the real Flowswitch
-// process on the Linux board, and three nginx servers (topology.ts). Its public face for the
-// end-to-end tests and benchmark, and its command line:
+// process on the Linux board, and three nginx servers (topology.ts), plus an optional fourth one
+// made on request, or a second appliance as a redundant pair (pair.ts). Its public face for the
+// end-to-end tests and benchmarks, and its command line:
 //
-//   npm run lab -- up [--no-appliance] [--keep-on-failure]
+//   npm run lab -- up [--no-appliance] [--keep-on-failure] [--extra s4] [--pair]
 //   npm run lab -- down
 //   npm run lab -- status [--json]
 import { realpathSync } from "node:fs";
@@ -10,14 +11,32 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { down, status, statusText, up } from "./lab.js";
 import { assertLabFree } from "./lock.js";
+import { EXTRA_SERVER_NAMES, type ExtraServerName } from "./topology.js";
 
 export * from "./topology.js";
 export * from "./appliance-config.js";
 export {
-  ApplianceError, appliancePaths, appliancePid, applianceLogTail, interfaceMac, readStatus, reloadAppliance, repoRoot,
+  ApplianceError, appliancePaths, appliancePid, applianceLogTail, haReady, interfaceMac, readStatus, reloadAppliance, repoRoot,
   startAppliance, stopAppliance, waitForFreshStatus, waitForStatus, writeApplianceConfig, READY_TIMEOUT_MS,
-  type ApplianceStatus, type HealthState,
+  type AppliancePaths, type ApplianceStatus, type DiscoveryStatus, type HealthState, type LabHaStatus,
 } from "./appliance.js";
+export {
+  HA_KEY_ID, activeNode, cutHaLink, haKey, killNode, nodeError, nodePaths, nodePid, otherNode, pairConfig, pairSummary, readNodeStatus, restoreHaLink, roleOf,
+  readHeartbeats, startNode, startPair, stopNode, stopPair, waitForFreshNodeStatus, waitForNode, writePairConfig, type CapturedHeartbeat, type HaLinkCut, type NodeGoal, type PairConfigOptions,
+} from "./pair.js";
+export {
+  gapAround, median, silencesOutside, startEcho, startProbe, startProbeServers, stopEcho, stopProbeServers,
+  type Gap, type Probe, type ProbeOptions, type ProbeResult, type ProbeSilence,
+} from "./probe.js";
+export {
+  keepalivedAvailable, keepalivedConf, keepalivedLog, keepalivedState, killKeepalivedNode, prepareKeepalived, reviveKeepalivedNode, startKeepalived,
+  stopKeepalived, waitKeepalivedState,
+} from "./keepalived.js";
+export {
+  agentCommand, agentConfig, agentPaths, agentPid, discoveryKey, drainAgent, killAgent, sendDatagram, sendDatagramFrom, startAgent, DISCOVERY_KEY_ID,
+  type LabAgentFlow, type LabAgentOptions,
+} from "./agent.js";
+export { readCapture, startCapture, type Capture } from "./capture.js";
 export { CommandError, nsRun, nsTry, ipIn, privilege, run, signal, sleep, spawnInNs, stateDir, statePath, stopPids, isAlive, tail } from "./exec.js";
 export { accessLogPath, bigFilePath, nginxPid, readAccessLog, startNginx, stopNginx, type AccessLogEntry } from "./nginx.js";
 export { curlText, down, namespacePids, status, statusText, up, type LabStatus, type UpOptions } from "./lab.js";
@@ -25,7 +44,7 @@ export { acquireLab, assertLabFree, labHolder, releaseLab } from "./lock.js";
 export { parseWrk, wrk, type WrkOptions, type WrkResult } from "./wrk.js";
 export { HAPROXY_VIP, haproxyConf, startHaproxy, stopHaproxy } from "./haproxy.js";
 
-const USAGE = `usage: npm run lab -- up [--no-appliance] [--keep-on-failure] [--force]
+const USAGE = `usage: npm run lab -- up [--no-appliance] [--keep-on-failure] [--extra s4] [--pair] [--force]
        npm run lab -- down [--force]
        npm run lab -- status [--json]
 
@@ -33,7 +52,12 @@ up      build the lab (tearing down what is left of an earlier one first), start
         nginx in the servers and the appliance in fsl-app, wait until it answers
         --no-appliance     leave the appliance stopped (kernel paths only)
         --keep-on-failure  leave a lab that failed to come up as it is
-down    stop every process in the lab and delete its namespaces
+        --extra s4         also make the optional server s4 (fsl-s4, 10.77.3.14,
+                           nginx; in no static config: it joins by advertising)
+        --pair             a redundant pair: a second appliance in fsl-app2, an
+                           HA link between them, the client-facing segment on a
+                           bridge; starts node a (active) then node b (standby)
+down    stop every process in the lab and delete its namespaces (s4, fsl-app2 too)
 status  what exists: namespaces, interfaces, nginx, the appliance, status.json
 
 up and down refuse while a test run or the benchmark holds the lab (--force:
@@ -50,6 +74,8 @@ async function main(argv: string[]): Promise<number> {
       options: {
         "no-appliance": { type: "boolean", default: false },
         "keep-on-failure": { type: "boolean", default: false },
+        extra: { type: "string", multiple: true, default: [] },
+        pair: { type: "boolean", default: false },
         json: { type: "boolean", default: false },
         force: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
@@ -72,11 +98,18 @@ async function main(argv: string[]): Promise<number> {
   }
   const log = (m: string): void => void process.stderr.write(`lab: ${m}\n`);
   switch (positionals[0]) {
-    case "up":
+    case "up": {
+      const extra = values.extra ?? [];
+      const unknown = extra.filter((x) => !(EXTRA_SERVER_NAMES as readonly string[]).includes(x));
+      if (unknown.length) {
+        process.stderr.write(`lab: --extra ${unknown.join(", ")}: expected ${EXTRA_SERVER_NAMES.join(" or ")}\n${USAGE}\n`);
+        return 2;
+      }
       if (!values.force) assertLabFree("build the lab");
-      await up({ appliance: !values["no-appliance"], keepOnFailure: values["keep-on-failure"], log });
+      await up({ appliance: !values["no-appliance"], keepOnFailure: values["keep-on-failure"], extraServers: extra as ExtraServerName[], pair: values.pair, log });
       log("up");
       return 0;
+    }
     case "down":
       if (!values.force) assertLabFree("take the lab down");
       await down({ log });

@@ -4,21 +4,31 @@
 //       routes and sysctls, starts nginx in the servers, checks the kernel-only paths (client to each
 //       server directly, management port to each server's /health), writes appliance.json, and
 //       (unless told not to) starts the appliance and waits until it answers for its VIPs.
-//       Any failure tears the lab down again (unless keepOnFailure).
-// down: stops the appliance (SIGTERM, SIGKILL after 3 s) and every process left in a lab namespace,
-//       then deletes the namespaces (their veths and bridge go with them). Works on a partial lab.
+//       Asked for them (extraServers), it also makes the optional servers (s4), built like the
+//       others but in no static configuration. Asked for the pair, it also makes fsl-app2 and the HA
+//       link, puts the client-facing segment on a bridge, writes both nodes' configs and (unless told
+//       not to) starts node a, waits until it is active, then node b, and waits until it is a synced
+//       standby (pair.ts). Any failure tears the lab down again (unless keepOnFailure).
+// down: stops the appliance (SIGTERM, SIGKILL after 3 s), the agents and every process left in a lab
+//       namespace, then deletes the namespaces, optional ones included (their veths and bridge go
+//       with them). Works on a partial lab.
 //
 // Offloads are off on every veth (checksum, TSO, GSO, GRO): the appliance reads and writes frames in
 // user space, where a frame must be a real, wire-sized frame with its checksums filled in. Off
 // everywhere, so that every engine the benchmark compares runs on the same links.
 import { existsSync, rmSync } from "node:fs";
-import { appliancePaths, appliancePid, readStatus, startAppliance, stopAppliance, writeApplianceConfig } from "./appliance.js";
+import { appliancePaths, appliancePid, haReady, readStatus, startAppliance, stopAppliance, writeApplianceConfig } from "./appliance.js";
 import {
   CommandError, ensureStateDir, holderPid, pidFromFile, privilege, run, startHolder, statePath, stateDir, stopPids, tryRun, withDescendants, type Privilege,
 } from "./exec.js";
+import { agentPaths, agentPid, killAgent } from "./agent.js";
 import { nginxPid, startNginx } from "./nginx.js";
+import { stopKeepalived } from "./keepalived.js";
+import { stopProbeServers } from "./probe.js";
+import { nodePaths, nodePid, readNodeStatus, startPair, stopNode, writePairConfig } from "./pair.js";
 import {
-  APPLIANCE, APPLIANCE_NS, CLIENT, CLIENT_NS, DIRECT_PORT, MTU, NAMESPACES, NAT_REPLY_TABLE, ROUTER, ROUTER_NS, SERVERS, VIPS, urlHost,
+  ALL_NAMESPACES, ALL_SERVERS, APPLIANCE, APPLIANCE2_NS, APPLIANCE_NS, CLIENT, CLIENT_NS, DIRECT_PORT, EXTRA_SERVERS, EXTRA_SERVER_NAMES, FRONT_BRIDGE, HA_LINK, MTU,
+  NAMESPACES, NAT_REPLY_TABLE, PAIR, ROUTER, ROUTER_NS, SERVERS, VIPS, urlHost, type ExtraServerName, type LabServer, type LabServerName, type PairNode,
 } from "./topology.js";
 
 export interface UpOptions {
@@ -28,11 +38,22 @@ export interface UpOptions {
   keepOnFailure?: boolean;
   /** Progress messages (default: none). */
   log?: (message: string) => void;
+  /** Optional servers to make as well (default none): in the network, with nginx, in no static config. */
+  extraServers?: readonly ExtraServerName[];
+  /**
+   * The redundant pair (default false): fsl-app2 too, the HA link, the client-facing segment on a
+   * bridge; `appliance` then starts both nodes (a active, b a synced standby).
+   */
+  pair?: boolean;
 }
 
 export async function up(o: UpOptions = {}): Promise<void> {
   const log = o.log ?? ((): void => {});
   const priv = await privilege();
+  for (const x of o.extraServers ?? []) {
+    if (!EXTRA_SERVER_NAMES.includes(x)) throw new Error(`lab up: no optional server named ${x} (there is ${EXTRA_SERVER_NAMES.join(", ")})`);
+  }
+  const servers = [...SERVERS, ...EXTRA_SERVERS.filter((s) => o.extraServers?.includes(s.name))];
   await down({ log });
   try {
     ensureStateDir();
@@ -40,16 +61,26 @@ export async function up(o: UpOptions = {}): Promise<void> {
       log("starting the user-namespace holder (not root)");
       await startHolder();
     }
-    log("namespaces, links, addresses, routes");
-    await buildNetwork();
+    const pair = o.pair ?? false;
+    const extras = [...servers.slice(SERVERS.length).map((s) => s.name), ...(pair ? [APPLIANCE2_NS, "the HA link"] : [])];
+    log(`namespaces, links, addresses, routes${extras.length ? ` (with ${extras.join(", ")})` : ""}`);
+    await buildNetwork(servers, pair);
     log("nginx in the servers");
-    for (const s of SERVERS) await startNginx(s.name);
-    log("checking the kernel paths (client -> servers, management -> servers)");
-    await checkKernelPaths();
-    await writeApplianceConfig();
-    if (o.appliance ?? true) {
-      log(`starting the appliance (log: ${appliancePaths.log()})`);
-      await startAppliance();
+    for (const s of servers) await startNginx(s.name);
+    log(`checking the kernel paths (client -> servers, management -> servers${pair ? ", node a <-> node b on both HA links" : ""})`);
+    await checkKernelPaths(servers, pair);
+    if (pair) {
+      await writePairConfig();
+      if (o.appliance ?? true) {
+        log(`starting the pair: node a (log: ${nodePaths("a").log()}) until active, then node b (log: ${nodePaths("b").log()}) until it is a synced standby`);
+        await startPair();
+      }
+    } else {
+      await writeApplianceConfig();
+      if (o.appliance ?? true) {
+        log(`starting the appliance (log: ${appliancePaths.log()})`);
+        await startAppliance();
+      }
     }
   } catch (e) {
     if (!o.keepOnFailure) {
@@ -84,8 +115,10 @@ function veth(dev: string, peer: string, peerNs: string): string {
   return `link add ${dev} mtu ${MTU} type veth peer name ${peer} mtu ${MTU} netns ${peerNs}`;
 }
 
-async function buildNetwork(): Promise<void> {
-  for (const ns of NAMESPACES) {
+async function buildNetwork(servers: readonly LabServer<LabServerName>[], pair: boolean): Promise<void> {
+  const nodes: readonly PairNode[] = pair ? [PAIR.a, PAIR.b] : [PAIR.a];
+  const extraNs = [...servers.map((s) => s.ns), ...nodes.map((n) => n.ns)].filter((ns) => !NAMESPACES.includes(ns));
+  for (const ns of [...NAMESPACES, ...extraNs]) {
     await run(["ip", "netns", "add", ns]);
     // before any link exists, so that every link inherits them: no DAD delay, no reverse-path filter
     // (DSR replies reach the router from the server segment with the VIP, a front-subnet address, as source)
@@ -97,37 +130,41 @@ async function buildNetwork(): Promise<void> {
     });
   }
 
-  const rp = APPLIANCE.routerPorts;
+  // The router's front addresses: on the appliance's port, or (pair) on a bridge both fronts hang on.
+  const frontDev = pair ? FRONT_BRIDGE : APPLIANCE.routerPorts.front;
+  const bridge = (name: string): string[] => [`link add ${name} type bridge stp_state 0 mcast_snooping 0`, `link set ${name} mtu ${MTU}`];
   await ipBatch(ROUTER_NS, [
     "link set lo up",
-    "link add br0 type bridge stp_state 0 mcast_snooping 0",
-    `link set br0 mtu ${MTU}`,
+    ...bridge("br0"),
+    ...(pair ? bridge(FRONT_BRIDGE) : []),
     veth("cli", "eth0", CLIENT_NS),
-    veth(rp.front, "front", APPLIANCE_NS),
-    veth(rp.back, "back", APPLIANCE_NS),
-    veth(rp.mgmt, "mgmt", APPLIANCE_NS),
-    ...SERVERS.map((s) => veth(s.routerPort, "eth0", s.ns)),
-    ...[rp.back, rp.mgmt, ...SERVERS.map((s) => s.routerPort)].map((d) => `link set ${d} master br0`),
+    ...nodes.flatMap((n) => [veth(n.routerPorts.front, "front", n.ns), veth(n.routerPorts.back, "back", n.ns), veth(n.routerPorts.mgmt, "mgmt", n.ns)]),
+    ...servers.map((s) => veth(s.routerPort, "eth0", s.ns)),
+    ...[...nodes.flatMap((n) => [n.routerPorts.back, n.routerPorts.mgmt]), ...servers.map((s) => s.routerPort)].map((d) => `link set ${d} master br0`),
+    ...(pair ? nodes.map((n) => `link set ${n.routerPorts.front} master ${FRONT_BRIDGE}`) : []),
   ]);
   await sysctl(ROUTER_NS, { "net.ipv4.ip_forward": 1, "net.ipv6.conf.all.forwarding": 1, "net.ipv4.conf.all.send_redirects": 0 });
   // The appliance's data ports: no IPv6 (no router or neighbour solicitations from the kernel), no
   // ARP answers from the kernel for addresses that are not on the asking port.
-  await sysctl(APPLIANCE_NS, {
-    "net.ipv6.conf.front.disable_ipv6": 1, "net.ipv6.conf.back.disable_ipv6": 1,
-    "net.ipv4.conf.all.arp_ignore": 1, "net.ipv4.conf.all.arp_announce": 2,
-  });
-  for (const s of SERVERS) {
+  for (const n of nodes) {
+    await sysctl(n.ns, {
+      "net.ipv6.conf.front.disable_ipv6": 1, "net.ipv6.conf.back.disable_ipv6": 1,
+      "net.ipv4.conf.all.arp_ignore": 1, "net.ipv4.conf.all.arp_announce": 2,
+    });
+  }
+  for (const s of servers) {
     await sysctl(s.ns, {
       "net.ipv4.conf.all.arp_ignore": 1, "net.ipv4.conf.eth0.arp_ignore": 1,
       "net.ipv4.conf.all.arp_announce": 2, "net.ipv4.conf.eth0.arp_announce": 2,
     });
   }
 
+  const routerPorts = ["cli", ...nodes.flatMap((n) => [n.routerPorts.front, n.routerPorts.back, n.routerPorts.mgmt]), ...servers.map((s) => s.routerPort)];
   await ipBatch(ROUTER_NS, [
     `addr add ${ROUTER.cli.ipv4}/24 dev cli`, `addr add ${ROUTER.cli.ipv6}/64 dev cli nodad`,
-    `addr add ${ROUTER.app.ipv4}/24 dev ${rp.front}`, `addr add ${ROUTER.app.ipv6}/64 dev ${rp.front} nodad`,
+    `addr add ${ROUTER.app.ipv4}/24 dev ${frontDev}`, `addr add ${ROUTER.app.ipv6}/64 dev ${frontDev} nodad`,
     `addr add ${ROUTER.br0.ipv4}/24 dev br0`, `addr add ${ROUTER.br0.ipv6}/64 dev br0 nodad`,
-    ...["cli", rp.front, rp.back, rp.mgmt, ...SERVERS.map((s) => s.routerPort), "br0"].map((d) => `link set ${d} up`),
+    ...[...routerPorts, "br0", ...(pair ? [FRONT_BRIDGE] : [])].map((d) => `link set ${d} up`),
   ]);
   await ipBatch(CLIENT_NS, [
     "link set lo up",
@@ -135,12 +172,19 @@ async function buildNetwork(): Promise<void> {
     "link set eth0 up",
     `route add default via ${ROUTER.cli.ipv4} dev eth0`, `route add default via ${ROUTER.cli.ipv6} dev eth0`,
   ]);
-  await ipBatch(APPLIANCE_NS, [
-    "link set lo up",
-    `addr add ${APPLIANCE.mgmt.ipv4}/24 dev mgmt`, `addr add ${APPLIANCE.mgmt.ipv6}/64 dev mgmt nodad`,
-    "link set front up", "link set back up", "link set mgmt up",
-  ]);
-  for (const s of SERVERS) {
+  for (const n of nodes) {
+    await ipBatch(n.ns, [
+      "link set lo up",
+      `addr add ${n.mgmt.ipv4}/24 dev mgmt`, `addr add ${n.mgmt.ipv6}/64 dev mgmt nodad`,
+      "link set front up", "link set back up", "link set mgmt up",
+    ]);
+  }
+  if (pair) {
+    // the HA link: a veth of their own between the two appliances, with kernel addresses (heartbeats, sync)
+    await ipBatch(PAIR.a.ns, [`link add ${HA_LINK.dev} mtu ${MTU} type veth peer name ${HA_LINK.dev} mtu ${MTU} netns ${PAIR.b.ns}`]);
+    for (const n of nodes) await ipBatch(n.ns, [`addr add ${n.haLink}/${HA_LINK.prefixLen} dev ${HA_LINK.dev}`, `link set ${HA_LINK.dev} up`]);
+  }
+  for (const s of servers) {
     await ipBatch(s.ns, [
       "link set lo up",
       // DSR: the VIPs are the server's own (on lo: arp_ignore keeps it from answering ARP for them)
@@ -170,9 +214,9 @@ async function buildNetwork(): Promise<void> {
   };
   await Promise.all([
     offload(CLIENT_NS, "eth0"),
-    ...["cli", rp.front, rp.back, rp.mgmt, ...SERVERS.map((s) => s.routerPort)].map((d) => offload(ROUTER_NS, d)),
-    ...["front", "back", "mgmt"].map((d) => offload(APPLIANCE_NS, d)),
-    ...SERVERS.map((s) => offload(s.ns, "eth0")),
+    ...routerPorts.map((d) => offload(ROUTER_NS, d)),
+    ...nodes.flatMap((n) => [...["front", "back", "mgmt"], ...(pair ? [HA_LINK.dev] : [])].map((d) => offload(n.ns, d))),
+    ...servers.map((s) => offload(s.ns, "eth0")),
   ]);
 }
 
@@ -182,19 +226,31 @@ export async function curlText(ns: string, url: string, extra: string[] = [], ti
   return stdout;
 }
 
-async function checkKernelPaths(): Promise<void> {
+async function checkKernelPaths(servers: readonly LabServer<LabServerName>[], pair: boolean): Promise<void> {
   const checks: Promise<void>[] = [];
   const expect = (what: string, got: Promise<string>, want: string): void => {
     checks.push(got.then((body) => {
       if (body.trim() !== want) throw new Error(`${what}: expected "${want}", got "${body.trim()}"`);
     }, (e: Error) => { throw new Error(`${what}: ${e.message}`); }));
   };
-  for (const s of SERVERS) {
+  for (const s of servers) {
     for (const addr of [s.ipv4, s.ipv6]) {
       expect(`client -> ${s.name} directly (${addr} port ${DIRECT_PORT}, routed by ${ROUTER_NS})`, curlText(CLIENT_NS, `http://${urlHost(addr)}:${DIRECT_PORT}/`), s.name);
     }
-    expect(`${APPLIANCE_NS} mgmt -> ${s.name} /health`, curlText(APPLIANCE_NS, `http://${urlHost(s.ipv4)}/health`, ["--interface", APPLIANCE.mgmt.ipv4]), "ok");
-    expect(`${APPLIANCE_NS} mgmt -> ${s.name} /health over IPv6`, curlText(APPLIANCE_NS, `http://${urlHost(s.ipv6)}/health`, ["--interface", APPLIANCE.mgmt.ipv6]), "ok");
+    for (const n of pair ? [PAIR.a, PAIR.b] : [PAIR.a]) {
+      expect(`${n.ns} mgmt -> ${s.name} /health`, curlText(n.ns, `http://${urlHost(s.ipv4)}/health`, ["--interface", n.mgmt.ipv4]), "ok");
+      expect(`${n.ns} mgmt -> ${s.name} /health over IPv6`, curlText(n.ns, `http://${urlHost(s.ipv6)}/health`, ["--interface", n.mgmt.ipv6]), "ok");
+    }
+  }
+  if (pair) {
+    // both heartbeat paths: the HA link, and the management addresses across br0
+    for (const [from, to] of [[PAIR.a, PAIR.b], [PAIR.b, PAIR.a]] as const) {
+      for (const [link, src, dst] of [["HA link", from.haLink, to.haLink], ["data link", from.mgmt.ipv4, to.mgmt.ipv4]] as const) {
+        checks.push(run(["ip", "netns", "exec", from.ns, "ping", "-c1", "-W2", "-n", "-q", "-I", src, dst]).then(() => {}, (e: Error) => {
+          throw new Error(`${from.ns} -> ${to.ns} over the ${link} (${src} -> ${dst}): ${e.message}`);
+        }));
+      }
+    }
   }
   const results = await Promise.allSettled(checks);
   const failed = results.filter((r): r is PromiseRejectedResult => r.status === "rejected").map((r) => (r.reason as Error).message);
@@ -209,10 +265,10 @@ async function existingNamespaces(): Promise<string[]> {
   const r = await tryRun(["ip", "netns", "list"]);
   if (!r.ok) return [];
   const names = new Set(r.stdout.split("\n").map((l) => l.trim().split(/\s+/)[0]).filter(Boolean));
-  return NAMESPACES.filter((n) => names.has(n));
+  return ALL_NAMESPACES.filter((n) => names.has(n));
 }
 
-/** Pids of every process in a lab namespace (nginx, the appliance, haproxy, a test's curl or wrk). */
+/** Pids of every process in a lab namespace (nginx, the appliance, haproxy, agents, a test's curl, wrk or tshark). */
 export async function namespacePids(ns: string): Promise<number[]> {
   const r = await tryRun(["ip", "netns", "pids", ns]);
   return r.ok ? r.stdout.split("\n").map(Number).filter((p) => Number.isInteger(p) && p > 0) : [];
@@ -223,9 +279,15 @@ export async function down(o: { log?: (message: string) => void } = {}): Promise
   const priv = await privilege();
   if (appliancePid()) log("stopping the appliance");
   await stopAppliance();
+  if (nodePid("b")) log("stopping the pair's node b");
+  await stopNode("b");
+  await stopKeepalived({ kernel: false });
+  await stopProbeServers();
+  // Agents at once (SIGKILL): SIGTERM would make each drain and leave first, for an appliance that is gone.
+  for (const s of ALL_SERVERS) await killAgent(s.name);
   // Processes the lab started, by their pid files, with their children: also found when their
   // namespace is gone already (deleted by hand, or a half-finished teardown).
-  const started = [...SERVERS.map((s) => statePath(s.name, "nginx.pid")), statePath("haproxy.pid")]
+  const started = [...ALL_SERVERS.map((s) => statePath(s.name, "nginx.pid")), statePath("haproxy.pid")]
     .map(pidFromFile).filter((p): p is number => p !== undefined).flatMap(withDescendants);
   if (started.length) await stopPids(started, 3000);
   const reachable = priv.kind === "root" || holderPid() !== undefined;
@@ -246,7 +308,7 @@ export async function down(o: { log?: (message: string) => void } = {}): Promise
     log("stopping the user-namespace holder");
     await stopPids([holder], 1000);
   }
-  for (const f of ["holder.pid", "appliance.pid", "haproxy.pid", ...SERVERS.map((s) => `${s.name}/nginx.pid`)]) rmSync(statePath(f), { force: true });
+  for (const f of ["holder.pid", "appliance.pid", "appliance-b.pid", "haproxy.pid", ...ALL_SERVERS.map((s) => `${s.name}/nginx.pid`)]) rmSync(statePath(f), { force: true });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -258,18 +320,39 @@ export interface LabStatus {
   namespaces: Record<string, boolean>;
   /** ns -> interface -> "UP" | "DOWN" | ... (operational state) */
   interfaces: Record<string, Record<string, string>>;
+  /** Per server: the three always, an optional one (s4) when its namespace exists. */
   nginx: Record<string, number | null>;
+  /** flowswitch-agent per server that has one running (discovery tests). */
+  agents: Record<string, number>;
   appliance: { pid: number | null; statusAgeS: number | null };
-  /** The lab is complete: every namespace, every interface up, every nginx running. */
+  /** A pair lab (fsl-app2 exists): node b's process, and each node's HA role as its status says. */
+  pair?: { b: { pid: number | null; statusAgeS: number | null }; roles: Record<"a" | "b", string | null> };
+  /** The lab is complete: every namespace, every interface up, every nginx running (the optional servers: those made). */
   networkUp: boolean;
 }
 
 const EXPECTED_INTERFACES: Record<string, string[]> = {
   [CLIENT_NS]: ["eth0"],
-  [ROUTER_NS]: ["cli", "app", "app-back", "app-mgmt", "s1", "s2", "s3", "br0"],
+  [ROUTER_NS]: ["cli", "app", "app-back", "app-mgmt", ...SERVERS.map((s) => s.routerPort), "br0"],
   [APPLIANCE_NS]: ["front", "back", "mgmt"],
   ...Object.fromEntries(SERVERS.map((s) => [s.ns, ["eth0"]])),
 };
+
+/**
+ * What to expect of the namespaces present: the base lab, plus each optional server that was made
+ * (its eth0, its router port), plus the pair's parts if fsl-app2 was made.
+ */
+function expectedInterfaces(present: readonly string[]): Record<string, string[]> {
+  const extras = EXTRA_SERVERS.filter((s) => present.includes(s.ns));
+  const pair = present.includes(APPLIANCE2_NS);
+  const rp = PAIR.b.routerPorts;
+  return {
+    ...EXPECTED_INTERFACES,
+    [ROUTER_NS]: [...EXPECTED_INTERFACES[ROUTER_NS], ...extras.map((s) => s.routerPort), ...(pair ? [rp.front, rp.back, rp.mgmt, FRONT_BRIDGE] : [])],
+    ...Object.fromEntries(extras.map((s) => [s.ns, ["eth0"]])),
+    ...(pair ? { [APPLIANCE_NS]: [...EXPECTED_INTERFACES[APPLIANCE_NS], HA_LINK.dev], [APPLIANCE2_NS]: ["front", "back", "mgmt", HA_LINK.dev] } : {}),
+  };
+}
 
 export async function status(): Promise<LabStatus> {
   const priv = await privilege();
@@ -281,17 +364,25 @@ export async function status(): Promise<LabStatus> {
     const links = r.ok ? (JSON.parse(r.stdout) as { ifname: string; operstate: string; flags: string[] }[]) : [];
     interfaces[ns] = Object.fromEntries(links.filter((l) => l.ifname !== "lo").map((l) => [l.ifname, l.flags.includes("UP") ? (l.operstate === "UNKNOWN" ? "UP" : l.operstate) : "DOWN"]));
   }
-  const nginx = Object.fromEntries(SERVERS.map((s) => [s.name, nginxPid(s.name) ?? null]));
+  const servers = ALL_SERVERS.filter((s) => SERVERS.includes(s as LabServer) || present.includes(s.ns));
+  const nginx = Object.fromEntries(servers.map((s) => [s.name, nginxPid(s.name) ?? null]));
+  const agents = Object.fromEntries(ALL_SERVERS.map((s) => [s.name, agentPid(s.name)]).filter(([, p]) => p !== undefined)) as Record<string, number>;
   const st = readStatus();
-  const allIfUp = Object.entries(EXPECTED_INTERFACES).every(([ns, devs]) => devs.every((d) => interfaces[ns]?.[d] === "UP"));
+  const allIfUp = Object.entries(expectedInterfaces(present)).every(([ns, devs]) => devs.every((d) => interfaces[ns]?.[d] === "UP"));
+  const ageS = (t: number | undefined): number | null => (t === undefined ? null : Math.round((Date.now() - t) / 100) / 10);
+  const pair = present.includes(APPLIANCE2_NS)
+    ? { b: { pid: nodePid("b") ?? null, statusAgeS: ageS(readNodeStatus("b")?.time) }, roles: { a: readNodeStatus("a")?.ha?.role ?? null, b: readNodeStatus("b")?.ha?.role ?? null } }
+    : undefined;
   return {
     stateDir: stateDir(),
     privilege: priv.kind,
-    namespaces: Object.fromEntries(NAMESPACES.map((n) => [n, present.includes(n)])),
+    namespaces: Object.fromEntries(ALL_NAMESPACES.map((n) => [n, present.includes(n)])),
     interfaces,
     nginx,
-    appliance: { pid: appliancePid() ?? null, statusAgeS: st ? Math.round((Date.now() - st.time) / 100) / 10 : null },
-    networkUp: present.length === NAMESPACES.length && allIfUp && Object.values(nginx).every((p) => p !== null),
+    agents,
+    appliance: { pid: appliancePid() ?? null, statusAgeS: ageS(st?.time) },
+    ...(pair ? { pair } : {}),
+    networkUp: NAMESPACES.every((n) => present.includes(n)) && allIfUp && Object.values(nginx).every((p) => p !== null),
   };
 }
 
@@ -299,23 +390,46 @@ export async function statusText(): Promise<string> {
   const s = await status();
   const lines: string[] = [`lab state directory: ${s.stateDir} (${s.privilege === "root" ? "root" : "user namespace"})`];
   lines.push(`network: ${s.networkUp ? "up" : "not (completely) up"}`);
-  for (const ns of NAMESPACES) {
+  const expected = expectedInterfaces(Object.keys(s.namespaces).filter((n) => s.namespaces[n]));
+  for (const ns of ALL_NAMESPACES) {
     if (!s.namespaces[ns]) {
-      lines.push(`  ${ns}: missing`);
+      lines.push(`  ${ns}: ${NAMESPACES.includes(ns) ? "missing" : `not made (optional: up ${ns === APPLIANCE2_NS ? "--pair" : "--extra"})`}`);
       continue;
     }
-    const want = EXPECTED_INTERFACES[ns];
+    const want = expected[ns];
     const shown = want.map((d) => `${d} ${s.interfaces[ns]?.[d] ?? "missing"}`).join(", ");
     lines.push(`  ${ns}: ${shown}`);
   }
   for (const [name, pid] of Object.entries(s.nginx)) lines.push(`nginx ${name}: ${pid ? `running (pid ${pid})` : "not running"}`);
-  lines.push(`appliance: ${s.appliance.pid ? `running (pid ${s.appliance.pid})` : "not running"}, log ${appliancePaths.log()}`);
+  for (const [name, pid] of Object.entries(s.agents)) lines.push(`flowswitch-agent ${name}: running (pid ${pid}), log ${agentPaths(name as LabServerName).log}`);
+  lines.push(`appliance${s.pair ? " (node a)" : ""}: ${s.appliance.pid ? `running (pid ${s.appliance.pid})` : "not running"}${s.pair ? `, role ${s.pair.roles.a ?? "unknown"}` : ""}, log ${appliancePaths.log()}`);
+  if (s.pair) {
+    lines.push(`appliance (node b): ${s.pair.b.pid ? `running (pid ${s.pair.b.pid})` : "not running"}, role ${s.pair.roles.b ?? "unknown"}, log ${nodePaths("b").log()}`);
+    for (const n of ["a", "b"] as const) {
+      const h = readNodeStatus(n)?.ha;
+      if (h) {
+        const rejected = Object.entries(h.election?.rejected ?? {}).filter(([, k]) => k > 0).map(([r, k]) => `${r} ${k}`).join(", ");
+        lines.push(`  node ${n}: ${h.role}${haReady(readNodeStatus(n)) ? ", holds the flow state" : ""}; peer ${h.peer ? `${h.peer.node} ${h.peer.alive ? h.peer.state : "dead"}` : "never heard"}; ` +
+          `${h.election ? `takeovers ${h.election.takeovers}, handovers ${h.election.handovers}, preempted ${h.election.preempted}, heartbeats refused: ${rejected || "none"}` : "no election yet"}`);
+      }
+    }
+  }
   const st = readStatus();
   if (st) {
     lines.push(`status.json (${s.appliance.statusAgeS} s old): engines ${st.engines}`);
     for (const [b, h] of Object.entries(st.health ?? {})) {
       const c = st.counters?.backends?.[b];
       lines.push(`  ${b}: ${h.state}${h.reason ? ` (${h.reason})` : ""}${c ? `, newFlows ${c.newFlows}, packets ${c.packets}` : ""}`);
+    }
+    const d = st.discovery;
+    if (d) {
+      const rejected = Object.entries(d.stats.rejected).filter(([, n]) => n > 0).map(([r, n]) => `${r} ${n}`).join(", ");
+      lines.push(`  discovery: ${d.stats.accepted} accepted, rejected: ${rejected || "none"}, ${d.flows.length} advertised flow rule(s)`);
+      for (const e of d.endSystems) {
+        const be = st.backends?.[`es-${e.id}`];
+        const c = st.counters?.backends?.[`es-${e.id}`];
+        lines.push(`  end system ${e.id} (${e.addresses.join(", ")}): ${e.state}, heard ${((Date.now() - e.lastSeen) / 1000).toFixed(1)} s ago${be ? `, backend es-${e.id} ${be.state}` : ""}${c ? `, newFlows ${c.newFlows}` : ""}`);
+      }
     }
     const c = st.counters;
     if (c) lines.push(`  frames: rx ${c.rx}, tx ${c.tx}, punt ${c.punt}, drop ${c.drop}${Object.keys(c.drops ?? {}).length ? ` (${Object.entries(c.drops).map(([k, v]) => `${k} ${v}`).join(", ")})` : ""}`);

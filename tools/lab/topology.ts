@@ -3,7 +3,9 @@
 //
 //   fsl-cli (client) --- fsl-rtr (router) --- front: fsl-app (Flowswitch) :back ---+
 //                              | br0 (10.77.3.0/24, the server segment)             |
-//                              +--- app-back, app-mgmt, s1, s2, s3 -----------------+
+//                              +--- app-back, app-mgmt, s1, s2, s3 (, s4) -----------+
+//
+// With `up --pair`, a second appliance (fsl-app2) joins as the standby of a redundant pair: see PAIR.
 //
 // Every namespace name starts with "fsl-" so that the lab never touches anything it did not make.
 // The VIPs sit on the router's front subnet (10.77.2.0/24): the router resolves them by ARP/ND on
@@ -13,10 +15,18 @@ export const CLIENT_NS = "fsl-cli";
 export const ROUTER_NS = "fsl-rtr";
 export const APPLIANCE_NS = "fsl-app";
 
+/** The servers of the lab: the appliance's static configuration has exactly these. */
 export type ServerName = "s1" | "s2" | "s3";
+/**
+ * Optional extra servers, made only when `up` is asked for them (`up --extra s4`): a server that
+ * joins later by advertising itself (test/e2e/discovery.test.ts). No static configuration names
+ * them, so the tests and the benchmark that use the three servers see the same lab either way.
+ */
+export type ExtraServerName = "s4";
+export type LabServerName = ServerName | ExtraServerName;
 
-export interface LabServer {
-  name: ServerName;
+export interface LabServer<N extends LabServerName = ServerName> {
+  name: N;
   ns: string;
   ipv4: string;
   ipv6: string;
@@ -24,23 +34,31 @@ export interface LabServer {
   routerPort: string;
 }
 
-export const SERVERS: readonly LabServer[] = ([1, 2, 3] as const).map((i) => ({
-  name: `s${i}` as ServerName,
-  ns: `fsl-s${i}`,
-  ipv4: `10.77.3.1${i}`,
-  ipv6: `fd77:3::1${i}`,
-  routerPort: `s${i}`,
-}));
-
-export const SERVER_NAMES: readonly ServerName[] = SERVERS.map((s) => s.name);
-
-export function server(name: ServerName): LabServer {
-  const s = SERVERS.find((x) => x.name === name);
-  if (!s) throw new Error(`no lab server named ${name}`);
-  return s;
+function labServer<N extends LabServerName>(i: number): LabServer<N> {
+  return { name: `s${i}` as N, ns: `fsl-s${i}`, ipv4: `10.77.3.1${i}`, ipv6: `fd77:3::1${i}`, routerPort: `s${i}` };
 }
 
+export const SERVERS: readonly LabServer[] = [1, 2, 3].map((i) => labServer<ServerName>(i));
+export const EXTRA_SERVERS: readonly LabServer<ExtraServerName>[] = [labServer<ExtraServerName>(4)];
+export const ALL_SERVERS: readonly LabServer<LabServerName>[] = [...SERVERS, ...EXTRA_SERVERS];
+
+export const SERVER_NAMES: readonly ServerName[] = SERVERS.map((s) => s.name);
+export const EXTRA_SERVER_NAMES: readonly ExtraServerName[] = EXTRA_SERVERS.map((s) => s.name);
+export const ALL_SERVER_NAMES: readonly LabServerName[] = ALL_SERVERS.map((s) => s.name);
+
+export function server<N extends LabServerName>(name: N): LabServer<N> {
+  const s = ALL_SERVERS.find((x) => x.name === name);
+  if (!s) throw new Error(`no lab server named ${name}`);
+  return s as LabServer<N>;
+}
+
+/** The redundant pair's second appliance: made only by `up --pair` (test/e2e/ha.test.ts, bench:failover). */
+export const APPLIANCE2_NS = "fsl-app2";
+
+/** The namespaces of the lab as the tests and the benchmark know it (without the optional servers). */
 export const NAMESPACES: readonly string[] = [CLIENT_NS, ROUTER_NS, APPLIANCE_NS, ...SERVERS.map((s) => s.ns)];
+/** Every namespace the lab may make: what `down` looks for. */
+export const ALL_NAMESPACES: readonly string[] = [...NAMESPACES, ...EXTRA_SERVERS.map((s) => s.ns), APPLIANCE2_NS];
 
 export const CLIENT = { ipv4: "10.77.1.2", ipv6: "fd77:1::2", prefix4: "10.77.1.0/24", prefix6: "fd77:1::/64" };
 
@@ -63,6 +81,53 @@ export const APPLIANCE = {
   routerPorts: { front: "app", back: "app-back", mgmt: "app-mgmt" },
 };
 
+/**
+ * The redundant pair (`up --pair`). Both nodes' front veths hang on a bridge in fsl-rtr that carries
+ * the router's front address (the client-facing segment), both nodes' back and mgmt veths on br0,
+ * and a veth of their own joins them directly: the HA link. Each node runs on its own veths' MACs
+ * (node-local) but with the same port addresses and VIPs (shared, replicated from the active).
+ * Heartbeats go over the HA link and, as a second path, over the management addresses on br0; the
+ * sync channel (port + 1) over the HA link.
+ */
+export type PairNodeName = "a" | "b";
+export const PAIR_NODE_NAMES: readonly PairNodeName[] = ["a", "b"];
+
+export interface PairNode {
+  node: PairNodeName;
+  ns: string;
+  hostname: string;
+  /** Node a is the preferred active. */
+  priority: number;
+  mgmt: { ipv4: string; ipv6: string };
+  /** This node's end of the HA link veth (device HA_LINK.dev in its namespace). */
+  haLink: string;
+  /** fsl-rtr's ends of the node's front, back and mgmt veths. */
+  routerPorts: { front: string; back: string; mgmt: string };
+}
+
+export const PAIR: Record<PairNodeName, PairNode> = {
+  a: { node: "a", ns: APPLIANCE_NS, hostname: "fsl-app", priority: 200, mgmt: APPLIANCE.mgmt, haLink: "10.77.9.1", routerPorts: APPLIANCE.routerPorts },
+  b: { node: "b", ns: APPLIANCE2_NS, hostname: "fsl-app2", priority: 100, mgmt: { ipv4: "10.77.3.4", ipv6: "fd77:3::4" }, haLink: "10.77.9.2", routerPorts: { front: "app2", back: "app2-back", mgmt: "app2-mgmt" } },
+};
+
+export const HA_LINK = {
+  /** The veth's name in both appliance namespaces. */
+  dev: "ha",
+  prefixLen: 30,
+  /** Heartbeats (UDP); the sync channel (TCP) is on port + 1 of the first link. */
+  port: 7788,
+};
+
+/** fsl-rtr's bridge for the client-facing segment in a pair lab (the router's front address is on it). */
+export const FRONT_BRIDGE = "brf";
+
+/**
+ * The keepalived reference of bench:failover (keepalived.ts): VRRP between the same two namespaces'
+ * front ports, with the Flowswitch processes stopped. Its VIP, its virtual router id, and the
+ * kernel address each node's front gets for the time (VRRP adverts need a source address).
+ */
+export const KEEPALIVED = { vip: "10.77.2.110", vrid: 77, front: { a: "10.77.2.3", b: "10.77.2.4" } } as const;
+
 export const VIPS = {
   dsr4: "10.77.2.100",
   nat4: "10.77.2.101",
@@ -77,6 +142,12 @@ export const HTTP_PORT = 80;
  * the kernel-only path (client -> router -> server, no balancer) needs a port of its own.
  */
 export const DIRECT_PORT = 8080;
+
+/**
+ * The failover probe's UDP echo port (probe.ts): on every server (the pair's configs have UDP
+ * services for it on the DSR and NAT VIPs) and, for the keepalived reference, on the appliances.
+ */
+export const PROBE_PORT = 7077;
 
 /** The servers' routing table for replies from their own address (NAT: back through the appliance). */
 export const NAT_REPLY_TABLE = 100;
