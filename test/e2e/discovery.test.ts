@@ -439,6 +439,19 @@ describe("e2e: the appliance learns its backends from the servers' advertisement
     if (toNat.length) assert.deepEqual(dscpCount(toNat), { "0": toNat.length }, `DSCP of the client's packets to the NAT VIP (not matched by the rule) as they reach ${target}`);
   });
 
+  it("7. an agent advertising to the IPv6 group ff02::77 instead is heard as well: its datagrams arrive from its link-local address, and it keeps serving", { timeout: 60_000 }, async () => {
+    ready();
+    const name: LabServerName = "s3";
+    await startAgent(name, { ...AGENT, group: "ff02::77" });
+    const st = await waitForStatus(`${name} heard over IPv6 multicast`,
+      (x) => serving(x, name) && (x.discovery?.endSystems ?? []).some((e) => e.id === name && e.from.startsWith("fe80:")), 3 * INTERVAL_MS + 5000);
+    const e = st.discovery!.endSystems.find((x) => x.id === name)!;
+    assert.match(e.from, /^fe80:/, "the source of its last SERVICE: the link-local address ff02::77 is sent from");
+    const r = await sequentialRequests(VIPS.nat6, 40, "disc-7", 30_000, ALL_SERVER_NAMES);
+    assert.equal(r.ok, 40, summarize(r.failures));
+    assert.ok(r.counts[name] > 0, `${name} still takes new connections: ${JSON.stringify(r.counts)}`);
+  });
+
   it("the appliance is still running after all of it", () => {
     ready();
     assert.ok(appliancePid() !== undefined, "the appliance process is gone");

@@ -13,6 +13,7 @@
 
 import { createSocket, type Socket } from "node:dgram";
 import { isIP } from "node:net";
+import { networkInterfaces } from "node:os";
 import { encode, type Message } from "../../host/discovery/protocol.js";
 import type { AgentConfig } from "./config.js";
 
@@ -62,7 +63,11 @@ export class Sender {
         });
       });
       socket.setMulticastTTL(MULTICAST_TTL);
-      if (bindAddress !== undefined) socket.setMulticastInterface(bindAddress);
+      // IPv4 names the interface by an address of it; IPv6 by its scope (the link-local group
+      // ff02::77 means nothing without one): the interface that holds the configured address
+      if (family === 4 && bindAddress !== undefined) socket.setMulticastInterface(bindAddress);
+      const name = family === 6 && config.interface !== undefined ? interfaceOf(config.interface) : undefined;
+      if (name !== undefined) socket.setMulticastInterface(`::%${name}`);
       for (const address of mine) s.destinations.push({ address, port: config.port, socket });
     }
     return s;
@@ -111,4 +116,12 @@ export class Sender {
   close(): void {
     for (const s of this.sockets) s.close();
   }
+}
+
+/** The name of the network interface that holds `address`, if any. */
+export function interfaceOf(address: string): string | undefined {
+  for (const [name, list] of Object.entries(networkInterfaces())) {
+    if (list?.some((a) => a.address === address)) return name;
+  }
+  return undefined;
 }

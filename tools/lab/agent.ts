@@ -46,6 +46,8 @@ export interface LabAgentOptions {
   /** How long a drain waits for connections to end (default 60 s: longer than any test's download). */
   drainTimeoutS?: number;
   flows?: LabAgentFlow[];
+  /** The group it advertises to (default the IPv4 one; "ff02::77" for the IPv6 one). */
+  group?: string;
 }
 
 /** The agent's config for a server: its addresses, the lab's four VIPs on TCP port 80, weight 1. */
@@ -56,7 +58,7 @@ export function agentConfig(name: LabServerName, o: LabAgentOptions): object {
     id: name,
     addresses: [s.ipv4, s.ipv6],
     key: { id: DISCOVERY_KEY_ID, secretFile: keyPath() },
-    group: DEFAULT_GROUP_V4,
+    group: o.group ?? DEFAULT_GROUP_V4,
     port: DEFAULT_PORT,
     // multicast leaves on the server segment, from the server's own address
     interface: s.ipv4,
