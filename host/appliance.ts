@@ -584,6 +584,7 @@ export class Appliance {
       backends: Object.fromEntries(this.effective().backends.map((b) => [b.name, { state: b.state, mac: b.mac ? formatMac(b.mac) : "unresolved" }])),
       ports: Object.fromEntries(this.board.ports.map((p) => [p.name, p.stats()])),
       discovery: this.discovery(),
+      supervisor: this.supervisorHost?.supervisor?.stats(),
       ha: this.haStatus(),
     };
   }
@@ -702,6 +703,25 @@ export class Appliance {
             services: e.services.map((s) => ({ vip: s.vip, protocol: s.protocol, port: s.port, advertised: s.weight, weight: r.weightNow(e.id, s) })),
             ...(e.load && { load: { cpu: e.load.cpu, connections: e.load.connections, responseTimeUs: e.load.responseTimeUs, ageMs: Math.max(0, now - e.load.at) } }),
           })),
+        };
+      },
+      supervisor: () => box.supervisorHost?.supervisor?.stats(),
+      pair: () => {
+        if (!box.config.ha) return undefined;
+        const e = box.haElection;
+        const sync = box.haManager?.status();
+        return {
+          node: box.config.ha.node,
+          role: box.haRole,
+          ready: box.haRole === "active" || (sync?.ready ?? false),
+          ...(box.haPeer && { peer: { node: box.haPeer.node, state: box.haPeer.state, alive: box.haPeer.alive } }),
+          links: Object.fromEntries(Object.entries(e?.links ?? {}).map(([k, l]) => [k, l.up])),
+          takeovers: e?.takeovers ?? 0,
+          splitBrains: e?.splitBrains ?? 0,
+          heartbeatsRefused: Object.values(e?.rejected ?? {}).reduce((a, b) => a + b, 0),
+          flowsSent: sync?.flowsSent ?? 0,
+          flowsReceived: sync?.flowsReceived ?? 0,
+          syncConnected: sync?.connected ?? false,
         };
       },
       events: box.events,

@@ -3,6 +3,7 @@
 // configuration itself; it reads this, so a slow poller cannot slow forwarding.
 import type { CounterSnapshot } from "./engine/index.js";
 import type { RejectReason } from "./discovery/registry.js";
+import type { SupervisorStats } from "./discovery/supervisor.js";
 
 export interface PortView {
   index: number;
@@ -114,7 +115,27 @@ export interface BoxView {
   counters(): CounterSnapshot;
   /** Service discovery; undefined when the configuration has no discovery section. */
   discovery(): DiscoveryView | undefined;
+  /** The supervisor's counters, pools and leases; undefined when none runs here. */
+  supervisor?(): SupervisorStats | undefined;
+  /** The redundant pair in brief; undefined without an ha section. */
+  pair?(): PairView | undefined;
   events: BoxEvents;
+}
+
+/** The redundant pair as monitoring shows it. */
+export interface PairView {
+  node: string;
+  role: string;
+  /** This node holds the pair's flow state (always, when active). */
+  ready: boolean;
+  peer?: { node: string; state: string; alive: boolean };
+  links: Record<string, boolean>;
+  takeovers: number;
+  splitBrains: number;
+  heartbeatsRefused: number;
+  flowsSent: number;
+  flowsReceived: number;
+  syncConnected: boolean;
 }
 
 export type BoxEvent =

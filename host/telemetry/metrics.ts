@@ -1,6 +1,7 @@
 // The metrics message: one snapshot of what the BoxView shows, in the shape docs/telemetry.md
 // documents. Built only when it is about to be sent (never while the broker is away).
-import type { BackendView, BoxView, DiscoveryView, EngineView, FlowTableView, HaState, PortView, ServiceView } from "../observe.js";
+import type { BackendView, BoxView, DiscoveryView, EngineView, FlowTableView, HaState, PairView, PortView, ServiceView } from "../observe.js";
+import type { SupervisorStats } from "../discovery/supervisor.js";
 
 export interface MetricsPayload {
   /** When the snapshot was taken, in milliseconds since the Unix epoch. */
@@ -19,6 +20,10 @@ export interface MetricsPayload {
   flowTable: FlowTableView;
   /** Service discovery: counters, refusals, end systems. Absent when discovery is not configured. */
   discovery?: DiscoveryView;
+  /** The supervisor: counters, pools and leases. Absent when none runs here. */
+  supervisor?: SupervisorStats;
+  /** The redundant pair. Absent without an ha section. */
+  pair?: PairView;
   /** The publisher itself: events dropped because the buffer was full while disconnected. */
   telemetry: { eventsDropped: number; eventsQueued: number };
 }
@@ -26,6 +31,8 @@ export interface MetricsPayload {
 export function metricsOf(view: BoxView, site: string, telemetry: MetricsPayload["telemetry"]): MetricsPayload {
   const c = view.counters();
   const discovery = view.discovery();
+  const supervisor = view.supervisor?.();
+  const pair = view.pair?.();
   return {
     time: Date.now(),
     hostname: view.hostname(),
@@ -40,6 +47,8 @@ export function metricsOf(view: BoxView, site: string, telemetry: MetricsPayload
     engines: view.engines(),
     flowTable: view.flowTable(),
     ...(discovery && { discovery }),
+    ...(supervisor && { supervisor }),
+    ...(pair && { pair }),
     telemetry,
   };
 }

@@ -342,7 +342,7 @@ describe("e2e: the redundant pair (two appliances, SIGKILL the active) in the la
       const firstUp = beats.findIndex((b) => b.state === "preempting" || b.state === "active");
       const early = beats.filter((b) => (b.state === "preempting" || b.state === "active") && !b.ready);
       // node b was active all along: the restarted node must hear it and wait, never start out active
-      if (firstUp <= 0) wrong.push(`restart ${i + 1}: node a went active at once, without hearing node b (active) or pre-empting: heartbeats ${compact}; its log: ${cycles[i]?.firstRole}`);
+      if (firstUp <= 0 || beats[firstUp]!.state !== "preempting") wrong.push(`restart ${i + 1}: node a went active without pre-empting node b (which was active): heartbeats ${compact}; its log: ${cycles[i]?.firstRole}`);
       else if (early.length) wrong.push(`restart ${i + 1}: node a pre-empting or active without the flow state: heartbeats ${compact}`);
     }
     for (const [i, c] of cycles.entries()) {

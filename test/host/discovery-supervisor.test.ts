@@ -17,6 +17,7 @@ import { parseLeaseState } from "../../host/discovery/lease-store.js";
 import { LEASE_FILE } from "../../host/discovery/supervisor-host.js";
 import { renderSupervisor, supervisorView } from "../../host/console/supervisor-view.js";
 import { Wire } from "../lib/sim-wire.js";
+import { metricsOf } from "../../host/telemetry/metrics.js";
 
 const CLIENT_MAC = "02:00:00:00:01:01";
 const SERVER_MAC = "02:00:00:00:02:01";
@@ -135,6 +136,11 @@ test("appliance: the supervisor hears advertisements punted from the server port
   assert.match(text, /ports +5000-5009 +1 +3 +0 +7/);
   assert.match(text, /1 +ports +es1 +5000-5002 +active/);
   assert.match(text, /relayed +1/);
+  // monitoring carries the same counters: MQTT metrics and the status file
+  const m = metricsOf(box!.view(), "lab", { eventsDropped: 0, eventsQueued: 0 });
+  assert.equal(m.supervisor?.relayed, 1);
+  assert.deepEqual(m.supervisor?.pools.map((p) => [p.name, p.leases]), [["ports", 1]]);
+  assert.equal((box!.status() as { supervisor?: { relayed: number } }).supervisor?.relayed, 1);
 });
 
 test("appliance: after a restart the supervisor keeps its leases and lease ids from the state directory", async () => {

@@ -17,6 +17,7 @@ import { arp, ethernet, tcp4Frame, parseMac, formatMac, ARP_REQUEST, ARP_REPLY, 
 import { l2, arpOf } from "../../host/net/packet-view.js";
 import { SimSwitch } from "../lib/sim-switch.js";
 import { renderHa } from "../../host/console/ha-view.js";
+import { metricsOf } from "../../host/telemetry/metrics.js";
 import { SERVERS, ROUTER_MAC, VIP, CLIENT, backends } from "../lib/lab-config.js";
 
 const INTERVAL_MS = 20;
@@ -154,6 +155,9 @@ test("ha pair: a becomes active (priority 200), b standby; only a answers ARP fo
   assert.match(text, /^Sync channel: connected/m, text);
   assert.match(renderHa(a.box.haStatus()), /^Node a: ACTIVE/m);
   assert.equal(renderHa(undefined), "High availability is not configured: this appliance runs alone.");
+  const m = metricsOf(b.box.view(), "lab", { eventsDropped: 0, eventsQueued: 0 });
+  assert.deepEqual({ role: m.pair?.role, ready: m.pair?.ready, peer: m.pair?.peer, links: m.pair?.links, sync: m.pair?.syncConnected }, { role: "standby", ready: true, peer: { node: "a", state: "active", alive: true }, links: { ha: true }, sync: true }, "MQTT metrics carry the pair");
+  assert.ok((m.pair?.flowsReceived ?? 0) >= 120);
 });
 
 test("ha pair: a commit on the active reaches the standby; the standby refuses to change the shared configuration itself", async () => {
