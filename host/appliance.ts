@@ -241,7 +241,13 @@ export class Appliance {
     const link = ha.links[0];
     const hb = new HeartbeatService({ log: this.log, configVersion: this.configVersion, configDigest: this.sharedDigest });
     this.heartbeat = hb;
-    hb.on("peer", (peer) => void (this.haPeer = peer));
+    hb.on("peer", (peer) => {
+      const was = this.haPeer?.state;
+      this.haPeer = peer;
+      // the peer left active (a healed split brain, a hand-over): its last announcements may have
+      // gone out after ours, so the segment hears ours again
+      if (this.haRole === "active" && was === "active" && peer.state !== "active") this.garpBurst("the peer stepped down", true);
+    });
     const election = {
       on: (event: "state" | "reannounce", fn: (e: { from: string; to: string; reason: string }) => void) =>
         event === "state" ? hb.on("state", (e) => fn(e)) : hb.on("reannounce", (e) => fn({ from: "", to: "", reason: e.reason })),
@@ -251,7 +257,7 @@ export class Appliance {
     this.haManager = new HaManager({
       pool: () => this.pool,
       setRole: (role, reason) => this.setRole(role, reason),
-      reannounce: () => this.garpBurst("split brain healed"),
+      reannounce: () => this.garpBurst("split brain healed", true),
       sharedConfig: () => ({ version: this.configVersion, digest: this.sharedDigest, input: sharedPart(this.input ?? ({} as ConfigInput)) }),
       adoptConfig: (version, shared) => this.adoptConfig(version, shared),
       neighbors: () => this.neighbors.entries().filter((e) => e.mac).map((e) => [e.ip, formatMac(e.mac!), e.port]),
@@ -287,10 +293,10 @@ export class Appliance {
    * VIPs on the ports that face clients, each port's own addresses on that port (servers reach
    * the NAT return path through them). ha.garp.count times, ha.garp.intervalMs apart.
    */
-  private garpBurst(why: string): void {
+  private garpBurst(why: string, again = false): void {
     const c = this.config;
     const { count, intervalMs } = c.ha?.garp ?? { count: 1, intervalMs: 0 };
-    const vips = c.services.filter((s) => s.arp).map((s) => s.vip.text);
+    const vips = [...new Set(c.services.filter((s) => s.arp).map((s) => s.vip.text))];
     const clientPorts = c.ports.filter((p) => !c.backends.some((b) => b.via === p.index) && p.index !== c.discovery?.via);
     const plan = c.ports.map((p) => ({
       port: p.index,
@@ -301,8 +307,10 @@ export class Appliance {
       for (const x of plan) this.responder.announce(x.port, x.addresses);
     };
     send();
-    for (let i = 1; i < count; i++) {
-      const t = setTimeout(send, i * intervalMs);
+    // after a contest, once more a little later: the loser's control plane may lag its heartbeats
+    const at = [...Array.from({ length: count - 1 }, (_, i) => (i + 1) * intervalMs), ...(again ? [100, 500] : [])];
+    for (const ms of at) {
+      const t = setTimeout(send, ms);
       t.unref();
       this.garpTimers.push(t);
     }
@@ -521,7 +529,8 @@ export class Appliance {
   /** VIPs announce themselves on the ports that face clients (no backend behind them). */
   private announce(): void {
     const c = this.config;
-    const vips = c.services.filter((s) => s.arp).map((s) => s.vip.text);
+    if (this.haRole === "init" || this.haRole === "standby") return; // the active announces (and on taking over, all of it)
+    const vips = [...new Set(c.services.filter((s) => s.arp).map((s) => s.vip.text))];
     const fresh = vips.filter((v) => !this.announced.has(v));
     this.announced = new Set(vips);
     if (!fresh.length) return;

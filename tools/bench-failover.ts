@@ -25,7 +25,7 @@
 // Figures only, never asserted: the exit status says whether everything could be measured.
 import { parseArgs } from "node:util";
 import {
-  KEEPALIVED, VIPS, acquireLab, backendNames, down, gapAround, keepalivedAvailable, killKeepalivedNode, killNode, median, nodePid, nsTry,
+  KEEPALIVED, VIPS, acquireLab, backendNames, down, gapAround, keepalivedAvailable, killKeepalivedNode, killNode, logSize, median, nodePid, nsTry, roleChanges,
   pairSummary, prepareKeepalived, privilege, readNodeStatus, releaseLab, reviveKeepalivedNode, sleep, silencesOutside, startKeepalived, startNode,
   startPair, startProbe, startProbeServers, status, stopKeepalived, stopPair, stopProbeServers, up, urlHost, waitForFreshNodeStatus, waitForNode,
   waitKeepalivedState, writePairConfig, wrk, CLIENT_NS, SERVER_NAMES, haReady, BIG_FILE_BYTES,
@@ -37,7 +37,7 @@ const ADVERT_INTS = [1, 0.1] as const;
 /** Clients per kill cycle: wrk for this long, a download per VIP at a rate that makes it last about as long. */
 const CYCLE_S = 7;
 const DOWNLOAD_RATE = "16M";
-/** Where a kill's gap is looked for: from the kill to this much later. */
+/** keepalived: where a kill's gap is looked for, from the kill (plus the master-down time). */
 const KILL_WINDOW_MS = 3000;
 
 const USAGE = `usage: npm run bench:failover [-- options]   (or: node build/tools/bench-failover.js [options])
@@ -129,7 +129,7 @@ interface Report {
 }
 
 /** Role changes a node's election has counted. */
-function roleChanges(s: ApplianceStatus | undefined): { takeovers: number; handovers: number; preempted: number; splitBrains: number } {
+function switchCounts(s: ApplianceStatus | undefined): { takeovers: number; handovers: number; preempted: number; splitBrains: number } {
   const e = s?.ha?.election;
   return { takeovers: e?.takeovers ?? 0, handovers: e?.handovers ?? 0, preempted: e?.preempted ?? 0, splitBrains: e?.splitBrains ?? 0 };
 }
@@ -159,10 +159,10 @@ const socketErrors = (r: WrkResult): number => r.socketErrors.connect + r.socket
 
 async function killSeries(runs: number, say: (m: string) => void): Promise<{ kills: KillRun[]; falseTakeovers: number }> {
   await steadyPair();
-  const base = { a: roleChanges(readNodeStatus("a")), b: roleChanges(readNodeStatus("b")) };
+  const base = { a: switchCounts(readNodeStatus("a")), b: switchCounts(readNodeStatus("b")) };
   const probeDsr = await startProbe(VIPS.dsr4, { flows: 4, intervalMs: 1, tag: "failover-dsr", durationS: 3600 });
   const probeNat = await startProbe(VIPS.nat4, { flows: 4, intervalMs: 1, tag: "failover-nat", durationS: 3600 });
-  const marks: { killAt: number; restartAt: number; backAt: number; lost: number; detail: string[] }[] = [];
+  const marks: { killAt: number; restartAt: number; backAt: number; activeAt: number | undefined; lost: number; detail: string[] }[] = [];
   let results: [ProbeResult, ProbeResult];
   try {
     for (let i = 1; i <= runs; i++) {
@@ -176,6 +176,7 @@ async function killSeries(runs: number, say: (m: string) => void): Promise<{ kil
       const killAt = (await killNode(victim))!;
       await waitForNode(survivor, `role active after node ${victim} was killed`, (s) => s.ha?.role === "active", 5000);
       const restartAt = Date.now();
+      const logFrom = logSize(victim);
       await startNode(victim, "running");
       await waitForNode(victim, `node ${victim} active again (pre-empting once synced)`, (s) => s.ha?.role === "active", 20_000);
       const backAt = Date.now();
@@ -197,7 +198,7 @@ async function killSeries(runs: number, say: (m: string) => void): Promise<{ kil
           detail.push(d);
         }
       }
-      marks.push({ killAt, restartAt, backAt, lost, detail });
+      marks.push({ killAt, restartAt, backAt, activeAt: roleChanges(victim, logFrom).find((c) => c.to === "active")?.at, lost, detail });
       say(`kill ${i}/${runs}: node ${survivor} took over, node ${victim} back active after ${((backAt - restartAt) / 1000).toFixed(1)} s; ${lost ? `${lost} connection(s) lost: ${detail.join("; ")}` : "no connection lost"}`);
     }
   } finally {
@@ -205,14 +206,18 @@ async function killSeries(runs: number, say: (m: string) => void): Promise<{ kil
   }
   const [rd, rn] = results;
   const kills = marks.map((m): KillRun => {
-    const dsr = gapAround(rd, m.killAt, KILL_WINDOW_MS);
-    const nat = gapAround(rn, m.killAt, KILL_WINDOW_MS);
+    // a kill's silence begins at the kill, before the restart; a handover's around the moment the
+    // restarted node logged "-> active" (its process start, which loads a 2-core machine for a
+    // moment, belongs to neither)
+    const dsr = gapAround(rd, m.killAt, m.restartAt - m.killAt);
+    const nat = gapAround(rn, m.killAt, m.restartAt - m.killAt);
+    const [from, to] = m.activeAt ? [m.activeAt - 300, m.activeAt + 1000] : [m.restartAt, m.backAt + 1000];
     return {
       gapMs: Math.max(dsr.ms, nat.ms), dsr, nat, lost: m.lost, detail: m.detail,
-      handover: { dsr: gapAround(rd, m.restartAt, m.backAt + 1000 - m.restartAt), nat: gapAround(rn, m.restartAt, m.backAt + 1000 - m.restartAt) },
+      handover: { dsr: gapAround(rd, from, to - from), nat: gapAround(rn, from, to - from) },
     };
   });
-  const end = { a: roleChanges(readNodeStatus("a")), b: roleChanges(readNodeStatus("b")) };
+  const end = { a: switchCounts(readNodeStatus("a")), b: switchCounts(readNodeStatus("b")) };
   // node a restarts every run (its counters start again): only node b's are comparable end to end
   const extraTakeovers = Math.max(0, end.b.takeovers - base.b.takeovers - marks.length);
   const splitBrains = end.b.splitBrains - base.b.splitBrains + end.a.splitBrains;
@@ -230,8 +235,8 @@ async function soak(seconds: number, say: (m: string) => void): Promise<{ falseT
   const after = { a: await waitForFreshNodeStatus("a", Date.now()), b: await waitForFreshNodeStatus("b", Date.now()) };
   let falseTakeovers = 0;
   for (const n of ["a", "b"] as const) {
-    const x = roleChanges(before[n]);
-    const y = roleChanges(after[n]);
+    const x = switchCounts(before[n]);
+    const y = switchCounts(after[n]);
     falseTakeovers += y.takeovers - x.takeovers + y.handovers - x.handovers + y.preempted - x.preempted + y.splitBrains - x.splitBrains;
     if ((after[n].uptimeMs ?? 0) < (before[n].uptimeMs ?? 0)) falseTakeovers++; // restarted meanwhile: a role change the counters lost
   }

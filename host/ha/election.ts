@@ -251,6 +251,17 @@ export class Election {
     return this.flush(now);
   }
 
+  /**
+   * Listening (init) starts over from now: the host calls this once its links can hear, so that
+   * a slow start (sockets bound late on a busy box) does not eat the window and let a node that
+   * heard nothing yet go active beside a live peer.
+   */
+  listenFrom(now: number): ElectionEvent[] {
+    this.out = [];
+    if (this.st === "init" && this.peerRec === undefined) this.startedAt = now;
+    return this.flush(now);
+  }
+
   /** New settings. A new node id is a new member of the pair: the election starts over in init. */
   configure(cfg: ElectionConfig, now: number): ElectionEvent[] {
     this.out = [];

@@ -7,17 +7,27 @@
 // Timing: one timer, set after every input to the election's next deadline (a heartbeat due,
 // the peer's or a link's dead time, the end of listening, the preempt delay), and never further
 // than a quarter interval away, so that a dead peer is noticed within deadCount x interval plus
-// the timer's lateness (about a millisecond).
+// the timer's lateness (about a millisecond). A timer's decision waits for setImmediate, i.e.
+// until the event loop has read the sockets once more: after this thread was starved of CPU, the
+// heartbeats that queued up meanwhile are taken in before anything is declared dead.
+//
+// Priority: the thread asks the kernel for a nice value of HEARTBEAT_NICE (keepalived runs its
+// VRRP process at a raised priority for the same reason: a saturated box must still beat).
 
 import { createSocket, type Socket } from "node:dgram";
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { parentPort, workerData } from "node:worker_threads";
+import { readlinkSync } from "node:fs";
+import { setPriority } from "node:os";
 import type { HaConfig, HaLink } from "../config/schema.js";
 import { Election, type ElectionConfig, type ElectionEvent } from "./election.js";
 import { HeartbeatInbox } from "./inbox.js";
 import { encodeHa, pickKey } from "./protocol.js";
 import type { FromWorker, HaLinkStats, HaStats, ToWorker, WorkerStart } from "./heartbeat.js";
+
+/** The heartbeat thread's nice value: above the packet engines and the control plane. */
+const HEARTBEAT_NICE = -15;
 
 /** A link whose socket could not be bound (address not up yet) is tried again this often. */
 const REBIND_MS = 1000;
@@ -52,6 +62,17 @@ let timer: NodeJS.Timeout | undefined;
 
 function post(m: FromWorker): void {
   port.postMessage(m);
+}
+
+/** This thread's own nice value (Linux: /proc/thread-self names its task id); a refusal is logged, not fatal. */
+function raisePriority(): void {
+  try {
+    const tid = Number(readlinkSync("/proc/thread-self").split("/").pop());
+    if (!Number.isInteger(tid) || tid <= 0) throw new Error("no thread id");
+    setPriority(tid, HEARTBEAT_NICE);
+  } catch (e) {
+    post({ type: "log", text: `ha: heartbeats run at normal priority (cannot set nice ${HEARTBEAT_NICE}: ${(e as Error).message})` });
+  }
 }
 
 function newBootId(): string {
@@ -90,6 +111,8 @@ function open(l: Link): void {
   s.bind({ address: l.cfg.local.text, port: l.cfg.port, exclusive: true }, () => {
     l.bound = true;
     l.error = undefined;
+    // listening starts when every link can hear (or has failed once and is being retried)
+    if ([...links.values()].every((x) => x.bound || x.error !== undefined)) act(election.listenFrom(now()));
   });
 }
 
@@ -166,7 +189,10 @@ function schedule(): void {
   if (stopping) return;
   const t = now();
   const wake = Math.min(election.nextWakeAt(t), t + Math.max(1, cfg.intervalMs / 4));
-  timer = setTimeout(() => act(election.tick(now())), Math.max(0, Math.ceil(wake - t)));
+  // decide only after the sockets have been read once more (see the top of this file)
+  timer = setTimeout(() => setImmediate(() => {
+    if (!stopping) act(election.tick(now()));
+  }), Math.max(0, Math.ceil(wake - t)));
 }
 
 function stats(): HaStats {
@@ -235,6 +261,7 @@ port.on("message", (m: ToWorker) => {
   }
 });
 
+raisePriority();
 syncLinks(cfg);
 act(election.setReady(start.ready, now()));
 act(election.setConfig(start.configVersion, start.configDigest, now()));

@@ -21,8 +21,9 @@ export {
   type AppliancePaths, type ApplianceStatus, type DiscoveryStatus, type HealthState, type LabHaStatus,
 } from "./appliance.js";
 export {
-  HA_KEY_ID, activeNode, cutHaLink, haKey, killNode, nodeError, nodePaths, nodePid, otherNode, pairConfig, pairSummary, readNodeStatus, restoreHaLink, roleOf,
-  readHeartbeats, startNode, startPair, stopNode, stopPair, waitForFreshNodeStatus, waitForNode, writePairConfig, type CapturedHeartbeat, type HaLinkCut, type NodeGoal, type PairConfigOptions,
+  HA_KEY_ID, activeNode, cutHaLink, haKey, killNode, logSize, nodeError, nodePaths, nodePid, otherNode, pairConfig, pairSummary, readHeartbeats,
+  readNodeStatus, restoreHaLink, roleChanges, roleOf, startNode, startPair, stopNode, stopPair, waitForFreshNodeStatus, waitForNode, writePairConfig,
+  type CapturedHeartbeat, type HaLinkCut, type NodeGoal, type PairConfigOptions, type RoleChange,
 } from "./pair.js";
 export {
   gapAround, median, silencesOutside, startEcho, startProbe, startProbeServers, stopEcho, stopProbeServers,

@@ -9,9 +9,10 @@
 //       link, puts the client-facing segment on a bridge, writes both nodes' configs and (unless told
 //       not to) starts node a, waits until it is active, then node b, and waits until it is a synced
 //       standby (pair.ts). Any failure tears the lab down again (unless keepOnFailure).
-// down: stops the appliance (SIGTERM, SIGKILL after 3 s), the agents and every process left in a lab
-//       namespace, then deletes the namespaces, optional ones included (their veths and bridge go
-//       with them). Works on a partial lab.
+// down: stops the appliance (SIGTERM, SIGKILL after 3 s) and the pair's node b, the agents,
+//       keepalived and the probe's echoes, and every process left in a lab namespace, then deletes
+//       the namespaces, optional ones included (their veths and bridges go with them). Works on a
+//       partial lab.
 //
 // Offloads are off on every veth (checksum, TSO, GSO, GRO): the appliance reads and writes frames in
 // user space, where a frame must be a real, wire-sized frame with its checksums filled in. Off

@@ -9,7 +9,7 @@
 // Here: writing both configs, starting a node and waiting for the role it should reach, SIGKILL
 // (a node that dies, not one that stops), reading a node's status, and cutting the HA link alone
 // (the data-network heartbeats still arrive over the management addresses).
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import {
   ApplianceError, appliancePaths, haReady, interfaceMac, readStatus, spawnAppliance, waitReady, type AppliancePaths, type ApplianceStatus, READY_TIMEOUT_MS,
@@ -238,4 +238,28 @@ export async function readHeartbeats(file: string): Promise<CapturedHeartbeat[]>
     const r = decodeHa(bytes, keys);
     return { at: Math.round(Number(t) * 1000), src: src!, bytes, ...(r.ok ? { hb: r.msg, seq: r.seq } : { refused: `${r.reason}: ${r.detail}` }) };
   });
+}
+
+/** A role change as the node logged it: "2026-...Z ha: standby -> active: peer a silent on every link for 91 ms". */
+export interface RoleChange {
+  at: number;
+  from: string;
+  to: string;
+  reason: string;
+}
+
+/** The role changes a node logged after byte `from` of its log (its size before a restart, say), in order. */
+export function roleChanges(node: PairNodeName, from = 0): RoleChange[] {
+  const file = nodePaths(node).log();
+  if (!existsSync(file)) return [];
+  const text = readFileSync(file).subarray(from).toString("utf8");
+  const out: RoleChange[] = [];
+  for (const m of text.matchAll(/^(\S+Z) ha: (\w+) -> (\w+): (.*)$/gm)) out.push({ at: Date.parse(m[1]!), from: m[2]!, to: m[3]!, reason: m[4]! });
+  return out;
+}
+
+/** The size of a node's log now: where roleChanges should start reading to see only what comes next. */
+export function logSize(node: PairNodeName): number {
+  const file = nodePaths(node).log();
+  return existsSync(file) ? statSync(file).size : 0;
 }
