@@ -815,7 +815,7 @@ async function openBoard(config: Config): Promise<Board> {
 /** Where `--board linux` keeps state that outlives a restart (the supervisor's leases) unless --state-dir says otherwise. */
 export const DEFAULT_STATE_DIR = "/var/lib/flowswitch";
 
-const USAGE = `usage: flowswitch --board linux --config FILE [--flash FILE] [--console TTY] [--status-file FILE] [--state-dir DIR]
+const USAGE = `usage: flowswitch --board linux --config FILE [--flash FILE] [--console TTY [--console-speed BAUD]] [--status-file FILE] [--state-dir DIR]
 
 Runs the appliance on the Linux board: the ports of the configuration bound to the network
 interfaces their "device" names.
@@ -824,6 +824,7 @@ interfaces their "device" names.
                     missing): committed from the console, saved atomically, with rollbacks; the
                     --config FILE is only the factory default for an empty flash
   --console TTY     the serial console on this tty (a serial port or a pty)
+  --console-speed BAUD  its line speed (default 9600; 115200 makes an image upload 12 times faster)
   --state-dir DIR   state that outlives a restart: the supervisor's leases (default ${DEFAULT_STATE_DIR})
 SIGTERM or SIGINT stops.`;
 
@@ -833,7 +834,7 @@ export async function runAppliance(argv: string[]): Promise<number> {
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: { config: { type: "string" }, "status-file": { type: "string" }, flash: { type: "string" }, console: { type: "string" }, "state-dir": { type: "string" }, help: { type: "boolean" } },
+      options: { config: { type: "string" }, "status-file": { type: "string" }, flash: { type: "string" }, console: { type: "string" }, "console-speed": { type: "string" }, "state-dir": { type: "string" }, help: { type: "boolean" } },
     }));
   } catch (e) {
     process.stderr.write(`flowswitch: ${(e as Error).message}\n${USAGE}\n`);
@@ -852,7 +853,12 @@ export async function runAppliance(argv: string[]): Promise<number> {
     return 2;
   }
   const stateDir = values["state-dir"] ?? DEFAULT_STATE_DIR;
-  if (values.flash) return runManaged(values.config, values.flash, values.console, values["status-file"], stateDir);
+  const speed = values["console-speed"] === undefined ? undefined : Number(values["console-speed"]);
+  if (speed !== undefined && !CONSOLE_SPEEDS.includes(speed)) {
+    process.stderr.write(`flowswitch: --console-speed ${values["console-speed"]}: expected one of ${CONSOLE_SPEEDS.join(", ")}\n`);
+    return 2;
+  }
+  if (values.flash) return runManaged(values.config, values.flash, values.console, values["status-file"], stateDir, speed);
   let box: Appliance;
   try {
     box = await Appliance.boot({ configPath: values.config, statusFile: values["status-file"], stateDir });
@@ -875,7 +881,10 @@ export async function runAppliance(argv: string[]): Promise<number> {
 }
 
 /** The appliance with its configuration in flash and (optionally) a serial console. */
-async function runManaged(configPath: string, flashPath: string, consolePath: string | undefined, statusFile: string | undefined, stateDir: string): Promise<number> {
+/** Line speeds a serial console runs at (the usual UART ones). */
+const CONSOLE_SPEEDS = [9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600];
+
+async function runManaged(configPath: string, flashPath: string, consolePath: string | undefined, statusFile: string | undefined, stateDir: string, baudRate?: number): Promise<number> {
   const { bootBox } = await import("./box.js");
   const { openFlashFile } = await import("../board/flash.js");
   const { openSerial } = await import("./console/serial.js");
@@ -885,7 +894,7 @@ async function runManaged(configPath: string, flashPath: string, consolePath: st
     const linux = await openBoard(factory);
     const flash = await openFlashFile(flashPath, { create: true });
     const board: Board = { kind: linux.kind, ports: linux.ports, flash, close: async () => { await linux.close(); await flash.close(); } };
-    const serial = consolePath ? await openSerial(consolePath) : undefined;
+    const serial = consolePath ? await openSerial(consolePath, { baudRate }) : undefined;
     const box = await bootBox({ board, defaultConfigPath: configPath, console: serial, statusFile, stateDir, banner: "Flowswitch serial console" });
     stop = async () => {
       await box.stop();

@@ -10,8 +10,10 @@ import { Appliance } from "./appliance.js";
 import { Terminal, type TerminalIo } from "./console/terminal.js";
 import { Shell, type ShellEvents } from "./console/shell.js";
 import type { ConsoleHost, DiscoveryView } from "./console/commands.js";
+import type { SoftwareConsole } from "./console/software.js";
 import { readFile } from "node:fs/promises";
 import { supervisorView } from "./console/supervisor-view.js";
+import { openSoftwareSlots, confirmBoot, type SoftwareSlots } from "./image/index.js";
 
 export interface BoxOptions {
   /** A board with flash. */
@@ -30,6 +32,8 @@ export interface BoxOptions {
   backoffMs?: (failures: number) => number;
   /** Where state that outlives a restart is kept (the supervisor's leases); the simulated box uses its flash folder. */
   stateDir?: string;
+  /** What the console's software commands use instead of the board's slots, slot size and timings (tests). */
+  consoleSoftware?: Partial<SoftwareConsole>;
 }
 
 export interface Box {
@@ -38,6 +42,8 @@ export interface Box {
   shell?: Shell;
   /** Resolves when the console's line closes (never without a console). */
   consoleDone: Promise<void>;
+  /** The firmware slots (host/image): `show system software`, installs, rollback. */
+  software?: SoftwareSlots;
   stop(): Promise<void>;
 }
 
@@ -63,10 +69,18 @@ export async function bootBox(o: BoxOptions): Promise<Box> {
   appliance.configAdopter = (input) => session.adopt(input, "ha-peer", "replicated from the active node of the pair");
   const events = appliance.events;
   session.onCommit((c) => events.emit({ type: "commit", seq: c.seq, user: c.user, comment: c.comment, reverted: c.reverted, at: Date.now() }));
+  const software = await openSoftwareSlots(o.board, o.log); // before the console: it shows and installs software
   let shell: Shell | undefined;
   let consoleDone: Promise<void> = new Promise(() => undefined);
   if (o.console) {
-    const host = consoleHost(appliance, session, o.reboot ?? (async () => process.exit(3)));
+    const flash = o.board.flash;
+    const slots = o.consoleSoftware?.slots ?? software;
+    const softwareConsole: SoftwareConsole | undefined = slots && {
+      slots,
+      maxImageBytes: o.consoleSoftware?.maxImageBytes ?? Math.min(flash.partition("slotA").size, flash.partition("slotB").size),
+      ...(o.consoleSoftware?.transfer ? { transfer: o.consoleSoftware.transfer } : {}),
+    };
+    const host = consoleHost(appliance, session, o.reboot ?? (async () => process.exit(3)), softwareConsole);
     const shellEvents: ShellEvents = {
       ...o.shellEvents,
       loginFailed: (user, failures) => {
@@ -77,11 +91,15 @@ export async function bootBox(o: BoxOptions): Promise<Box> {
     shell = new Shell(new Terminal(o.console), host, shellEvents, { banner: o.banner, backoffMs: o.backoffMs });
     consoleDone = shell.run();
   }
+  // Boot confirmation (docs/boot.md): engines and console are up, so an image the boot step
+  // started tells its watchdog it is healthy. Nothing happens when not started from a slot.
+  await confirmBoot(software, o.log);
   return {
     appliance,
     session,
     shell,
     consoleDone,
+    software,
     async stop() {
       shell?.close();
       session.close();
@@ -90,7 +108,7 @@ export async function bootBox(o: BoxOptions): Promise<Box> {
   };
 }
 
-export function consoleHost(box: Appliance, session: ConfigSession, reboot: () => Promise<void>): ConsoleHost {
+export function consoleHost(box: Appliance, session: ConfigSession, reboot: () => Promise<void>, software?: SoftwareConsole): ConsoleHost {
   return {
     hostname: () => box.running.hostname,
     session,
@@ -105,6 +123,7 @@ export function consoleHost(box: Appliance, session: ConfigSession, reboot: () =
     supervisor: () => supervisorView(box.supervisor()),
     ha: () => box.haStatus(),
     holdStandby: (on) => box.holdStandby(on),
+    ...(software ? { software } : {}),
   };
 }
 

@@ -16,7 +16,8 @@ async function main(): Promise<number> {
   }
   const rest = argv.filter((_, i) => board < 0 || (i !== board && i !== board + 1));
   const scripted = rest.some((a) => a === "--json" || a === "--duration" || a.startsWith("--duration=") || a === "--help");
-  if (process.stdin.isTTY && !scripted) {
+  // --box: the managed box even when stdin is no terminal (the boot step starts images so; docs/boot.md)
+  if ((process.stdin.isTTY || rest.includes("--box")) && !scripted) {
     const { runSimBox } = await import("./demo/sim-box.js");
     return runSimBox(rest);
   }

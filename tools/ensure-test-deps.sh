@@ -22,6 +22,7 @@ haproxy     haproxy
 keepalived  keepalived
 tc          iproute2
 socat       socat
+sz          lrzsz
 mosquitto   mosquitto
 mosquitto_sub mosquitto-clients
 mosquitto_passwd mosquitto-clients

@@ -9,6 +9,10 @@ import { formatError } from "../config/validate.js";
 import { completions, compare, renderConfig, toSetCommands, fromSetCommands, setPath, deletePath } from "../config/paths.js";
 import { renderSupervisor, type SupervisorView } from "./supervisor-view.js";
 import { renderHa, type HaView } from "./ha-view.js";
+import type { RawLine } from "./terminal.js";
+import { addSoftware, renderSoftware, rollbackSoftware, type SoftwareConsole } from "./software.js";
+
+const NO_SOFTWARE = "error: this box has no firmware slots (no flash with slots A and B)";
 
 /** What the console needs from the appliance. */
 export interface ConsoleHost {
@@ -30,6 +34,8 @@ export interface ConsoleHost {
   ha?(): HaView | undefined;
   /** `request ha standby` (true) / `release` (false); false when there is no pair. */
   holdStandby?(on: boolean): boolean;
+  /** The firmware slots; undefined when the box has none. */
+  software?: SoftwareConsole;
 }
 
 /** What `show discovery` shows. */
@@ -106,6 +112,8 @@ export interface ShellIO {
   print(text: string): Promise<void>;
   /** Reads lines until a line with only Ctrl-D (or "."), for `load ... terminal`. */
   readBlock(prompt: string): Promise<string | null>;
+  /** Hands the serial line over whole (a file transfer); see Terminal.rawSession. */
+  rawSession<T>(fn: (line: RawLine) => Promise<T>): Promise<T>;
   confirm(question: string): Promise<boolean>;
   enterConfig(): void;
   leaveConfig(): void;
@@ -293,6 +301,11 @@ function showTables(host: ConsoleHost, io: ShellIO): Record<string, Node<void>> 
             return table(["#", "Time", "User", "Comment"], h.map((e, i) => [String(i), new Date(e.time).toISOString().replace("T", " ").slice(0, 19), e.user, e.comment ?? ""]));
           }),
         },
+        software: {
+          help: "Firmware slots A and B: versions, which runs, which boots next",
+          pipes: TEXT_PIPES,
+          run: async (p) => io.print(host.software ? filterOutput(renderSoftware(await host.software.slots.status()), p) : NO_SOFTWARE),
+        },
       },
     },
   };
@@ -355,6 +368,27 @@ export function operationalTree(host: ConsoleHost, io: ShellIO): Node<void> {
           system: {
             help: "System operations",
             children: {
+              software: {
+                help: "Firmware: install an image, roll back",
+                children: {
+                  add: {
+                    help: "Receive an image over this console (YMODEM, XMODEM-1K) and install it in the other slot",
+                    run: async () => {
+                      if (!io.admin) return io.print("error: permission denied: installing software needs the admin class");
+                      if (!host.software) return io.print(NO_SOFTWARE);
+                      await addSoftware(io, host.software);
+                    },
+                  },
+                  rollback: {
+                    help: "Boot the other slot once at the next reboot",
+                    run: async () => {
+                      if (!io.admin) return io.print("error: permission denied: rolling back needs the admin class");
+                      if (!host.software) return io.print(NO_SOFTWARE);
+                      await rollbackSoftware(io, host.software);
+                    },
+                  },
+                },
+              },
               reboot: {
                 help: "Reboot the appliance",
                 run: async () => {

@@ -20,7 +20,8 @@ export async function openSerial(path: string, opts: { baudRate?: number } = {})
   const baudRate = opts.baudRate ?? DEFAULT_BAUD_RATE;
   let port: SerialPort;
   try {
-    port = new SerialPort({ path, baudRate, dataBits: 8, parity: "none", stopBits: 1, autoOpen: false });
+    // No XON/XOFF: a software upload (XMODEM, YMODEM) sends every byte value, 0x11 and 0x13 too.
+    port = new SerialPort({ path, baudRate, dataBits: 8, parity: "none", stopBits: 1, xon: false, xoff: false, autoOpen: false });
   } catch (err) {
     // Bad options (an unsupported baud rate) throw here rather than failing the open.
     throw new Error(`cannot open serial console ${path}: ${message(err)}`);

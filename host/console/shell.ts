@@ -132,6 +132,7 @@ export class Shell {
       admin: this.admin,
       print: (t) => this.term.print(t),
       readBlock: (prompt) => this.readBlock(prompt),
+      rawSession: (fn) => this.term.rawSession(fn),
       confirm: async (q) => ((await this.term.readLine(`${q} [yes,no] (no) `)) ?? "").trim().toLowerCase().startsWith("y"),
       enterConfig: () => {
         this.mode = "configuration";

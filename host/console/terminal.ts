@@ -32,6 +32,18 @@ export interface LineHelp {
   help(line: string): string[];
 }
 
+/**
+ * The line handed over whole for a file transfer (Terminal.rawSession): the operator's bytes as
+ * they arrive and ours as written; no keys, no echo, no CR/LF translation, no paging.
+ */
+export interface RawLine {
+  write(bytes: Uint8Array): void;
+  /** Returns a function that stops the delivery. */
+  onData(listener: (bytes: Uint8Array) => void): () => void;
+  /** Called once when the line goes away. */
+  onClose(listener: () => void): () => void;
+}
+
 export interface TerminalIo {
   input: NodeJS.ReadableStream;
   output: NodeJS.WritableStream;
@@ -366,7 +378,7 @@ export class Terminal {
 
   private readonly input: NodeJS.ReadableStream;
   private readonly output: NodeJS.WritableStream;
-  private readonly decoder = new KeyDecoder();
+  private decoder = new KeyDecoder(); // replaced after a raw session: no half sequence survives it
   private readonly keys: Key[] = [];
   private waiter: ((key: Key | null) => void) | undefined;
   private drainWaiters = new Set<() => void>();
@@ -388,20 +400,27 @@ export class Terminal {
   private killed = "";
   private interruptHandler: (() => void) | undefined;
 
+  /** During a raw session: who gets the input instead of the key decoder. */
+  private raw: { data: Set<(bytes: Uint8Array) => void>; close: Set<() => void> } | undefined;
+
   private readonly onData = (chunk: Buffer | string): void => {
+    const bytes = typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk;
+    if (this.raw) return void [...this.raw.data].forEach((l) => l(bytes));
     const before = this.keys.length;
-    this.decoder.decode(typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk, this.keys);
+    this.decoder.decode(bytes, this.keys);
     if (!this.consuming && !this.lineWanted) this.interruptTypeAhead(before);
     this.wake();
   };
   private readonly onEnd = (): void => {
     this.inputEnded = true;
     this.wake();
+    this.endRaw();
   };
   private readonly onOutputGone = (): void => {
     this.inputEnded = true;
     this.closed = true;
     this.wake();
+    this.endRaw();
     this.wakeDrainWaiters();
   };
   private readonly onDrain = (): void => this.wakeDrainWaiters();
@@ -485,6 +504,49 @@ export class Terminal {
     return run;
   }
 
+  /**
+   * Hands the line to `fn` whole, for a file transfer (XMODEM, YMODEM): bytes go to and from it
+   * untouched until it resolves. Prints started before it finish first; prints started during it
+   * wait until it is over. Afterwards keys are decoded afresh. Not during a readLine.
+   */
+  rawSession<T>(fn: (line: RawLine) => Promise<T>): Promise<T> {
+    if (this.edit || this.lineWanted || this.raw) return Promise.reject(new Error("Terminal.rawSession: the line is in use"));
+    const session = this.printQueue.then(async () => {
+      await this.flushAndDrain();
+      const raw = { data: new Set<(bytes: Uint8Array) => void>(), close: new Set<() => void>() };
+      this.raw = raw;
+      const line: RawLine = {
+        write: (bytes) => {
+          if (this.raw === raw && !this.closed) this.output.write(bytes);
+        },
+        onData: (l) => {
+          raw.data.add(l);
+          return () => void raw.data.delete(l);
+        },
+        onClose: (l) => {
+          if (this.inputEnded || this.closed) queueMicrotask(l);
+          else raw.close.add(l);
+          return () => void raw.close.delete(l);
+        },
+      };
+      try {
+        return await fn(line);
+      } finally {
+        this.raw = undefined;
+        this.decoder = new KeyDecoder();
+        this.pageRows = this.pageSize();
+      }
+    });
+    this.printQueue = session.then(() => undefined, () => undefined);
+    return session;
+  }
+
+  private endRaw(): void {
+    const listeners = [...(this.raw?.close ?? [])];
+    this.raw?.close.clear();
+    for (const l of listeners) l();
+  }
+
   /** Writes text as is: no CRLF translation, no paging. */
   write(text: string): void {
     if (this.closed) return;
@@ -514,6 +576,7 @@ export class Terminal {
     this.input.pause();
     this.wake();
     this.wakeDrainWaiters();
+    this.endRaw();
   }
 
   // -------------------------------------------------------------------------------------------

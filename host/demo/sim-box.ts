@@ -2,7 +2,7 @@
 // box. Its configuration lives in a flash file (commits persist across runs); virtual clients
 // behind a router send traffic to the VIPs, virtual servers answer; the serial console is this
 // terminal. `request system reboot` boots the box again from its flash.
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { mkdir, rm } from "node:fs/promises";
 import { SimBoard, SimPort } from "../../board/sim/index.js";
 import { openFlashFile } from "../../board/flash.js";
@@ -13,6 +13,7 @@ import { parseMac, formatMac } from "../net/frame.js";
 import { DemoTraffic } from "./traffic.js";
 import { buildWorld, packageRoot } from "./demo.js";
 import type { Config } from "../config/schema.js";
+import { bootedFromEnv } from "../image/software.js";
 
 const TICK_MS = 10;
 
@@ -20,17 +21,29 @@ export async function runSimBox(argv: string[]): Promise<number> {
   const root = await packageRoot();
   const configPath = join(root, "board/sim/demo-config.json");
   const state = process.env.FLOWSWITCH_STATE_DIR ?? join(root, ".flowswitch"); // tests use their own
-  const flashPath = join(state, "sim-flash.img");
+  const flashAt = argv.indexOf("--flash"); // the boot step names the flash it booted this image from
+  const flashPath = flashAt >= 0 && argv[flashAt + 1] ? resolve(argv[flashAt + 1]!) : join(state, "sim-flash.img");
   await mkdir(state, { recursive: true });
   if (argv.includes("--factory-reset")) await rm(flashPath, { force: true });
   const stdin = process.stdin;
   if (stdin.isTTY) stdin.setRawMode(true);
+  // Started from an image slot by the boot step: a reboot goes back to it (status 3), so that the
+  // boot step picks the slot again (a newly installed image, a rollback).
+  const fromSlot = bootedFromEnv() !== undefined;
+  let rebootToBootStep = false;
   try {
-    while (await bootOnce(configPath, flashPath)) process.stdout.write("\r\n*** rebooting ***\r\n\r\n");
+    while (await bootOnce(configPath, flashPath)) {
+      process.stdout.write("\r\n*** rebooting ***\r\n\r\n");
+      if (fromSlot) {
+        rebootToBootStep = true;
+        break;
+      }
+    }
   } finally {
     if (stdin.isTTY) stdin.setRawMode(false);
     stdin.pause(); // only now: a paused stdin would not wake for the next boot's console
   }
+  if (rebootToBootStep) process.exit(3);
   return 0;
 }
 
