@@ -67,6 +67,7 @@ export const CB_MAX_BACKENDS = 164;
 export const CB_SCRATCH = 168; // the engine's scratch area (SCR_*)
 export const CB_SWEEP_CURSOR4 = 172; // engine-owned: next bucket the sweeper looks at
 export const CB_SWEEP_CURSOR6 = 176;
+export const CB_EXTRA_COUNTERS = 180; // index of the first chain/ACL counter word (XC_* below)
 
 // ---- rings: single producer, single consumer; head/tail are free-running u32 counters ----------
 export const RING_HEAD = 0; // producer-written
@@ -103,6 +104,11 @@ export const CFG_RULES = 36; // absolute address of the flow-rule records (FR_*)
 export const CFG_NUM_RULES = 40; // rules in use, at most MAX_FLOW_RULES
 export const CFG_DISC_GROUP4 = 44; // u32 raw: IPv4 group service advertisements are sent to (0: none)
 export const CFG_DISC_PORT = 48; // u16 raw: their UDP port; 0 = discovery off, nothing punted for it
+export const CFG_CHAINS = 52; // absolute address of the chain records (CH_*), MAX_CHAINS of them
+export const CFG_DEVICES = 56; // absolute address of the chain device records (DEV_*), MAX_DEVICES
+export const CFG_ACL_TABLES = 152; // absolute address of the ACL table records (ACLT_*), MAX_ACL_TABLES
+export const CFG_ACL_RULES = 156; // absolute address of the ACL rule records (ACLR_*), MAX_ACL_RULES
+export const CFG_ACL_MAP = 160; // absolute address of u8[service][MAX_PORTS]: ACL table + 1 per ingress port
 export const CFG_DISC_GROUP6 = 224; // 16 bytes: IPv6 group service advertisements are sent to (all zero: none)
 export const CFG_LOCAL4 = 64; // up to 8 appliance IPv4 addresses (u32 raw), 0 = unused
 export const CFG_LOCAL4_MAX = 8;
@@ -127,6 +133,7 @@ export const PORT_MAC = 4; // 6 bytes
 export const PORT_GW_MAC = 10; // 6 bytes: next hop for traffic the appliance originates or NATs back
 export const PORT_IPV4 = 16; // u32 raw, 0 = none
 export const PORT_IPV6 = 32; // 16 bytes
+export const PORT_ACL = 48; // u8: ACL table + 1 for new flows entering here (0: none); a service's own table wins
 export const PORTF_PRESENT = 1;
 export const PORTF_GW_KNOWN = 2;
 
@@ -159,6 +166,7 @@ export const SVC_GUE_PORT = 14; // u16 raw
 export const SVC_TUN_SRC4 = 16; // u32 raw
 export const SVC_VIP = 20; // 16 bytes
 export const SVC_TUN_SRC6 = 36; // 16 bytes
+export const SVC_CHAIN = 52; // u8: chain index + 1 (0: none); NAT services only
 export const SVCF_PRESENT = 1;
 export const SVCF_DOWN_RESET = 2; // flows of a down backend: reset instead of re-selecting
 export const SVCF_ARP = 4;
@@ -207,6 +215,64 @@ export const FRA_MPLS_PUSH = 16; // push the label stack entry FR_MPLS
 export const FRA_MPLS_POP = 32; // remove the top label, if any
 export const MPLS_TPID = 0x8847;
 export const VLAN_TPID = 0x8100;
+
+// ---- service chains: devices a service's packets pass before its server, reversed on replies ------
+// A hop is inline (the packet goes to a device and comes back) or mirror (a copy goes to a
+// device; the original goes on). Where a packet is in its chain is known from its ingress port
+// and source MAC: a device's own. Within a hop, a flow's device is fixed by the flow's hash
+// (position hash % devices); a position whose device is down uses the first alternate up.
+export const MAX_CHAINS = 16;
+export const MAX_HOPS = 8;
+export const MAX_HOP_DEVICES = 8; // per hop, alternates included
+export const MAX_DEVICES = 64;
+export const CH_SIZE = 8 + MAX_HOPS * 16;
+export const CH_HOPS = 0; // u8 hops in use
+export const CH_HOP = 8; // + hop * HOP_SIZE
+export const HOP_SIZE = 16;
+export const HOP_KIND = 0; // u8 HOPK_*
+export const HOP_ACTIVE = 1; // u8 devices that take flows (positions)
+export const HOP_COUNT = 2; // u8 devices listed: the active ones, then the alternates
+export const HOP_DEV = 8; // u8[MAX_HOP_DEVICES]: device indexes
+export const HOPK_INLINE = 1;
+export const HOPK_MIRROR = 2;
+export const DEV_SIZE = 16;
+export const DEV_FLAGS = 0; // u8 DEVF_*
+export const DEV_PORT = 1; // u8 board port the device is on (out and back)
+export const DEV_MAC = 2; // 6 bytes
+export const DEVF_PRESENT = 1;
+export const DEVF_UP = 2; // takes flows (the host clears it when the device fails)
+
+// ---- ACLs: per ingress port, keyed further by service; judged on a flow's first packet -------------
+export const MAX_ACL_TABLES = 32;
+export const MAX_ACL_RULES = 256;
+export const ACLT_SIZE = 8;
+export const ACLT_FIRST = 0; // u16 first rule
+export const ACLT_COUNT = 2; // u16 rules, in order
+export const ACLT_DENY = 4; // u8 1: what no rule matches is denied
+export const ACLR_SIZE = 48;
+export const ACLR_FAMILY = 0; // u8 4, 6, or 0: either
+export const ACLR_PROTO = 1; // u8 0: any
+export const ACLR_PREFIX_LEN = 2; // u8 bits of ACLR_SOURCE that must match
+export const ACLR_DENY = 3; // u8 1: deny
+export const ACLR_SPORT_LO = 4; // u16 host order } source port range (0-65535: any)
+export const ACLR_SPORT_HI = 6; // u16         }
+export const ACLR_DPORT_LO = 8; // u16 host order } destination port range
+export const ACLR_DPORT_HI = 10; // u16          }
+export const ACLR_SOURCE = 16; // 16 bytes, host bits zero
+
+// extra counters, from CB_EXTRA_COUNTERS (u64 words)
+export const XC_HOP_BASE = 0; // + (chain * MAX_HOPS + hop) * XC_HOP_WORDS + below
+export const XC_HOP_WORDS = 4;
+export const HC_TO_PACKETS = 0; // sent to the hop (inline: to its device; mirror: copies)
+export const HC_TO_BYTES = 1;
+export const HC_FROM_PACKETS = 2; // came back from the hop's device (inline only)
+export const HC_FROM_BYTES = 3;
+export const XC_DEV_BASE = MAX_CHAINS * MAX_HOPS * XC_HOP_WORDS; // + device * 2 + below
+export const DC_SENT = 0;
+export const DC_RETURNED = 1;
+export const XC_ACL_BASE = XC_DEV_BASE + MAX_DEVICES * 2; // + rule: new flows the rule judged
+export const XC_ACL_DEFAULT_BASE = XC_ACL_BASE + MAX_ACL_RULES; // + table: new flows no rule matched
+export const XC_WORDS = XC_ACL_DEFAULT_BASE + MAX_ACL_TABLES;
 
 // ---- flow events (engine -> host) and flow installs (host -> engine) ---------------------------
 // Both rings hold EV_SIZE records inline (not descriptors): a flow entry as the table holds it,
@@ -318,6 +384,8 @@ export const DR_NO_HEADROOM = 26;
 export const DR_BAD_ICMP = 27;
 export const DR_BAD_IPV6_HEADER = 28;
 export const DR_STANDBY = 29; // an HA standby forwards nothing
+export const DR_ACL_DENY = 30; // an ACL rule (or a table's default) denied the flow's first packet
+export const DR_CHAIN_DOWN = 31; // a chain hop has no device up
 
 export const C_PORT_BASE = 64; // + port * PORT_COUNTER_WORDS + below
 export const PORT_COUNTER_WORDS = 8;

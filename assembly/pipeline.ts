@@ -17,7 +17,7 @@ import {
   DR_FLOW_TABLE_FULL, DR_FRAGMENT_TO_VIP, DR_BACKEND_DOWN, CB_SINK, SCR_NAT_KEY, DR_NO_HEADROOM,
   MODE_TUNNEL, FV_RULE, FV_PACKETS_MASK, MAX_FLOW_RULES, FR_SIZE, FR_FAMILY, FR_PROTO,
   FR_PREFIX_LEN, FR_PORT, FR_BACKEND, FR_IDLE_MS, FR_SOURCE, FR_VIP,
-  CFGF_STANDBY, DR_STANDBY, EVK_NEW, EVK_CLOSING, EV_SIZE, EV_FAMILY, EV_LEFT, EV_ENTRY,
+  CFGF_STANDBY, DR_STANDBY, SVC_CHAIN, DR_ACL_DENY, DR_CHAIN_DOWN, EVK_NEW, EVK_CLOSING, EV_SIZE, EV_FAMILY, EV_LEFT, EV_ENTRY,
   RING_HEAD, RING_TAIL, RING_MASK, RING_ENTRIES, C_SYNC_INSTALLED, C_SYNC_FAILED,
 } from "./layout";
 import {
@@ -34,7 +34,8 @@ import { flowHash, touch, lookup, insert, remove, expired, sweep } from "./flow-
 import { findService, hasAddress } from "./services";
 import { hashWords, hash4 } from "./hash";
 import { count, countAdd, portCounter, serviceCounter, backendAdd } from "./counters";
-import { openRings, closeRings, toTx, toPunt, toDrop, rxPending, rxDesc, rxRelease, flowEvent } from "./rings";
+import { openRings, closeRings, toTx, toPunt, toDrop, rxPending, rxDesc, rxRelease, flowEvent, tagMirror } from "./rings";
+import { chainHops, hopIsMirror, passedHop, hopDevice, devicePort, addressToDevice, aclAllows } from "./chain";
 import { dsr, natForward, natReturn, tunnel, portUp, portRec } from "./rewrite";
 import { tcpReset } from "./icmp";
 import { applyActions } from "./qos";
@@ -237,6 +238,8 @@ function established(m: usize, e: usize, v6: bool): void {
   const len = <u64>load<u16>(m + M_LEN);
   if (load<u8>(v + FV_FLAGS) & FF_REVERSE) {
     refresh(v, m);
+    const chained = <u32>load<u8>(s + SVC_CHAIN);
+    if (chained && chainStep(m, chained - 1, true)) return; // on its way through the chain
     countAdd(serviceCounter(si, SC_PACKETS), 1);
     countAdd(serviceCounter(si, SC_BYTES), len);
     backendAdd(b, BC_PACKETS, 1);
@@ -287,6 +290,11 @@ function miss(m: usize, e: usize, v6: bool): void {
  */
 function newFlow(m: usize, s: usize, si: u32, e: usize, v6: bool): void {
   const key = m + M_KEY;
+  if (!aclAllows(si, m, v6)) {
+    if (e) remove(e, v6);
+    count(serviceCounter(si, SC_DROPS));
+    return toDrop(m, DR_ACL_DENY);
+  }
   const ri = matchRule(m, v6);
   let b: u32 = ri ? <u32>load<u16>(ruleAt(ri) + FR_BACKEND) : BACKEND_NONE;
   if (!takesNewFlows(b)) {
@@ -380,6 +388,8 @@ function forward(m: usize, s: usize, si: u32, b: u32, be: usize, v6: bool, ri: u
 function forwardTo(m: usize, s: usize, si: u32, b: u32, be: usize, v6: bool, np: u32, ri: u32): void {
   const port = <u32>load<u8>(be + BE_PORT);
   if (!portUp(port)) return toDrop(m, DR_BAD_PORT);
+  const chained = <u32>load<u8>(s + SVC_CHAIN);
+  if (chained && load<u8>(s + SVC_MODE) == MODE_NAT && chainStep(m, chained - 1, false)) return; // on its way through the chain
   const len = <u64>load<u16>(m + M_LEN);
   countAdd(serviceCounter(si, SC_PACKETS), 1);
   countAdd(serviceCounter(si, SC_BYTES), len);
@@ -393,6 +403,35 @@ function forwardTo(m: usize, s: usize, si: u32, b: u32, be: usize, v6: bool, np:
   if (mode == MODE_DSR) return dsr(m, be, port);
   if (mode == MODE_NAT) return natForward(m, be, port, v6, np);
   tunnel(m, s, be, port, v6);
+}
+
+/**
+ * The packet's next step in chain c (forward, or reverse for replies): to the next inline hop's
+ * device (true: handled here), or past the last hop (false: the caller sends it on to the server or
+ * the client, with the last mirror's copy tagged). A hop with no device up drops the packet.
+ */
+function chainStep(m: usize, c: u32, reverse: bool): bool {
+  const n = <i32>chainHops(c);
+  const passed = passedHop(c, m);
+  let mirror: i32 = -1;
+  let h: i32 = reverse ? (passed < 0 ? n - 1 : passed - 1) : passed + 1;
+  for (; reverse ? h >= 0 : h < n; h += reverse ? -1 : 1) {
+    const d = hopDevice(c, <u32>h, m);
+    if (hopIsMirror(c, <u32>h)) {
+      if (d >= 0) mirror = d;
+      continue;
+    }
+    if (d < 0) {
+      toDrop(m, DR_CHAIN_DOWN);
+      return true;
+    }
+    addressToDevice(m, <u32>d);
+    tagMirror(mirror);
+    toTx(m, <usize>load<u32>(m + M_ADDR), load<u16>(m + M_LEN), devicePort(<u32>d));
+    return true;
+  }
+  tagMirror(mirror);
+  return false;
 }
 
 /** A service advertisement: UDP to the discovery port, at the group of its family or an address of ours. */

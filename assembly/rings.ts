@@ -60,14 +60,22 @@ export function flowEvent(kind: u32, e: usize, v6: bool): void {
   store<u32>(d + DESC_BUF, load<u32>(m + M_BUF));
 }
 
+/** A mirror device (index + 1) the next toTx's frame is copied to by the host; 0: none. */
+let mirrorTag: u32 = 0;
+export function tagMirror(device: i32): void {
+  mirrorTag = device < 0 ? 0 : <u32>device + 1;
+}
+
 export function toTx(m: usize, a: usize, len: u32, port: u32): void {
-  put(txRing, txHead++, m, a, len, port, 0);
+  put(txRing, txHead++, m, a, len, port, mirrorTag);
+  mirrorTag = 0;
   count(C_TX);
   count(portCounter(port, PC_TX_PACKETS));
   countAdd(portCounter(port, PC_TX_BYTES), len);
 }
 
 export function toPunt(m: usize, reason: u32): void {
+  mirrorTag = 0;
   const port = <u32>load<u8>(m + M_PORT);
   put(puntRing, puntHead++, m, <usize>load<u32>(m + M_ADDR), load<u16>(m + M_LEN), port, reason);
   count(C_PUNT);
@@ -76,6 +84,7 @@ export function toPunt(m: usize, reason: u32): void {
 }
 
 export function toDrop(m: usize, reason: u32): void {
+  mirrorTag = 0; // a tagged packet that is dropped after all sends no copy either
   const port = <u32>load<u8>(m + M_PORT);
   put(freeRing, freeHead++, m, <usize>load<u32>(m + M_ADDR), load<u16>(m + M_LEN), port, reason);
   count(C_DROP);

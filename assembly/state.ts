@@ -5,7 +5,8 @@ import {
   CB_FLOW4_BASE, CB_FLOW4_BUCKETS, CB_FLOW6_BASE, CB_FLOW6_BUCKETS, CB_CONFIG0, CB_CONFIG1,
   CB_SCRATCH, CB_BUF_BASE, CB_BUF_SIZE, CB_NOW_MS, CB_CONFIG_GEN, CB_ACK_GEN, CB_FLOW_SEED, CFG_FLAGS, CFG_SVC_INDEX,
   CFG_SVC_INDEX_MASK, CFG_SERVICES, CFG_BACKENDS, CFG_PORTS, CFG_MAGLEV_SIZE, CFG_TIMEOUTS, CFG_NUM_SERVICES, CFG_RULES, CFG_NUM_RULES,
-  CFG_DISC_GROUP4, CFG_DISC_PORT, CFG_DISC_GROUP6,
+  CFG_DISC_GROUP4, CFG_DISC_PORT, CFG_DISC_GROUP6, CFG_CHAINS, CFG_DEVICES, CFG_ACL_TABLES, CFG_ACL_RULES, CFG_ACL_MAP,
+  CB_EXTRA_COUNTERS,
   SCR_META,
 } from "./layout";
 
@@ -46,6 +47,12 @@ export let discGroup4: u32 = 0; // raw, as loaded from the packet
 export let discPort: u32 = 0; // raw; 0: discovery off
 export let discGroup6a: u64 = 0; // the IPv6 group's two halves, raw
 export let discGroup6b: u64 = 0;
+export let chains: usize = 0; // CH_* records (0 in a config copy without them)
+export let devices: usize = 0; // DEV_* records
+export let aclTables: usize = 0;
+export let aclRules: usize = 0;
+export let aclMap: usize = 0;
+export let extraCounters: usize = 0; // address of the first XC_* counter word
 
 export function loadLayout(base: usize): void {
   cb = base;
@@ -65,6 +72,7 @@ export function loadLayout(base: usize): void {
   bufBase = <usize>load<u32>(base + CB_BUF_BASE);
   bufSize = <usize>load<u32>(base + CB_BUF_SIZE);
   scratch = <usize>load<u32>(base + CB_SCRATCH);
+  extraCounters = counters + (<usize>load<u32>(base + CB_EXTRA_COUNTERS) << 3);
   meta = scratch + SCR_META;
 }
 
@@ -98,4 +106,9 @@ export function selectConfig(copy: usize): void {
   discPort = <u32>load<u16>(copy + CFG_DISC_PORT);
   discGroup6a = load<u64>(copy + CFG_DISC_GROUP6);
   discGroup6b = load<u64>(copy + CFG_DISC_GROUP6 + 8);
+  chains = <usize>load<u32>(copy + CFG_CHAINS);
+  devices = <usize>load<u32>(copy + CFG_DEVICES);
+  aclTables = <usize>load<u32>(copy + CFG_ACL_TABLES);
+  aclRules = <usize>load<u32>(copy + CFG_ACL_RULES);
+  aclMap = <usize>load<u32>(copy + CFG_ACL_MAP);
 }

@@ -27,6 +27,8 @@ import { Registry } from "./discovery/registry.js";
 import { SupervisorHost } from "./discovery/supervisor-host.js";
 import { canonical } from "./net/neighbors.js";
 import { GroupReporter } from "./net/multicast.js";
+import { ChainMonitor, type ChainDeviceView } from "./chains.js";
+import { chainDevices } from "./engine/program.js";
 import { HaManager, type HaRole } from "./ha/manager.js";
 import { HeartbeatService, type HaStats } from "./ha/heartbeat.js";
 import type { PeerView } from "./ha/election.js";
@@ -102,6 +104,12 @@ export class Appliance {
   /** Frames not sent because this node is not the active one. */
   private haSuppressed = 0;
   private garpTimers: NodeJS.Timeout[] = [];
+  /** Chain devices that stopped returning packets. */
+  private readonly chainMonitor = new ChainMonitor((e) => {
+    this.events.emit({ type: "chain-device", ...e });
+    this.log(`chain ${e.chain}: hop ${e.hop}: device ${e.device} ${e.to}: ${e.reason}`);
+    this.reapplySoon();
+  });
   private haPeer?: PeerView;
   private haElection?: HaStats;
   private haStatsTimer?: NodeJS.Timeout;
@@ -195,6 +203,7 @@ export class Appliance {
     if (c.ha) this.haRole = "init"; // forward nothing until the election says otherwise
     this.pool = await EnginePool.create(this.effective(), engines, {
       event: (engine, record) => this.haManager?.onEvent(engine, record),
+      mirror: (device, frame) => this.mirrorTo(device, frame),
       tx: (port, frame) => this.sendOn(port, frame),
       punt: (port, reason, frame) => {
         if (reason === L.PUNT_DISCOVERY) {
@@ -210,6 +219,7 @@ export class Appliance {
     });
     this.watchTimer = setInterval(() => {
       this.watchFlowTable();
+      this.watchChains();
       this.reapLeaving();
     }, STATUS_EVERY_MS);
     this.watchTimer.unref();
@@ -224,6 +234,51 @@ export class Appliance {
       this.statusTimer = setInterval(() => void this.writeStatus(), STATUS_EVERY_MS);
       await this.writeStatus();
     }
+  }
+
+  /** A copy for a mirror hop's device: its MAC as destination, from the port it is on. */
+  private mirrorTo(device: number, frame: Uint8Array): void {
+    const d = chainDevices(this.pool.current)[device];
+    const p = d && this.pool.current.ports[d.port];
+    if (!d?.mac || !p) return;
+    const copy = frame.slice();
+    copy.set(d.mac, 0);
+    copy.set(p.mac, 6);
+    this.sendOn(d.port, copy);
+  }
+
+  private watchChains(): void {
+    const c = this.config;
+    if (!c.chains.length || !this.pool) return;
+    const seen = new Map(this.neighbors.entries().map((e) => [e.ip, e.mac ? e.seen : undefined]));
+    const byName = new Map(chainDevices(c).map((d) => [d.name, d]));
+    this.chainMonitor.tick(c.chains, this.pool.counters().devices, (name) => {
+      const a = byName.get(name)?.address;
+      return a ? seen.get(canonical(a.text)) : undefined;
+    });
+  }
+
+  /** `show chains`: every device of every hop, its state and counters. */
+  chainView(): ChainDeviceView[] {
+    const eff = this.effective();
+    const k = this.pool.counters();
+    return eff.chains.flatMap((c) => c.hops.flatMap((h) => [...h.devices.map((d) => ({ d, role: "device" as const })), ...h.alternates.map((d) => ({ d, role: "alternate" as const }))].map(({ d, role }) => ({
+      chain: c.name, hop: h.name, kind: h.kind, device: d.name, role, port: eff.ports[d.port]?.name ?? `#${d.port}`,
+      ...(d.mac && { mac: formatMac(d.mac) }),
+      state: !d.mac ? "unresolved" as const : d.up === false ? "down" as const : "up" as const,
+      ...(this.chainMonitor.downReason(d.name) && { reason: this.chainMonitor.downReason(d.name) }),
+      sent: k.devices[d.name]?.sent ?? 0, returned: k.devices[d.name]?.returned ?? 0,
+    }))));
+  }
+
+  /** `show acls`: every table's rules with the new flows each decided. */
+  aclView(): { table: string; port: string; service?: string; rules: { name: string; action: string; hits: number }[]; default: string; defaultHits: number }[] {
+    const k = this.pool.counters().acls;
+    return this.config.acls.map((t) => ({
+      table: t.name, port: this.config.ports[t.port]?.name ?? `#${t.port}`, ...(t.service !== undefined && { service: t.service }),
+      rules: t.rules.map((r) => ({ name: r.name, action: r.deny ? "deny" : "allow", hits: k[t.name]?.rules[r.name] ?? 0 })),
+      default: t.deny ? "deny" : "allow", defaultHits: k[t.name]?.default ?? 0,
+    }));
   }
 
   private sendOn(port: number, frame: Uint8Array): void {
@@ -409,6 +464,7 @@ export class Appliance {
     };
     const wanted: { ip: string; source: NeighborSource }[] = [];
     for (const b of [...c.backends, ...this.advertisedBackends()]) if (!b.mac) wanted.push({ ip: b.address.text, source: source(b.via) });
+    for (const d of chainDevices(c)) if (!d.mac && d.address) wanted.push({ ip: d.address.text, source: source(d.port) });
     for (const p of c.ports) {
       if (p.gateway && !p.gatewayMac) wanted.push({ ip: p.gateway.text, source: source(p.index) });
       if (p.gateway6 && !p.gatewayMac) wanted.push({ ip: p.gateway6.text, source: source(p.index) });
@@ -494,6 +550,13 @@ export class Appliance {
     return {
       ...c,
       services: c.services.map((s) => ({ ...s, backends: members(s) })),
+      chains: c.chains.map((ch) => ({
+        ...ch,
+        hops: ch.hops.map((h) => {
+          const live = (d: (typeof h.devices)[number]): typeof d => ({ ...d, mac: d.mac ?? (d.address && this.neighbors?.mac(d.address.text)), up: this.chainMonitor.isUp(d.name) });
+          return { ...h, devices: h.devices.map(live), alternates: h.alternates.map(live) };
+        }),
+      })),
       ...(this.haRole !== "standalone" && { role: { standby: this.haRole !== "active", flowEvents: this.haRole === "active" } }),
       flowRules: [...c.flowRules, ...this.advertisedFlowRules(advertised)],
       ports: c.ports.map((p) => ({

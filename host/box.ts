@@ -122,6 +122,8 @@ export function consoleHost(box: Appliance, session: ConfigSession, reboot: () =
     discovery: () => discoveryView(box),
     supervisor: () => supervisorView(box.supervisor()),
     ha: () => box.haStatus(),
+    chains: () => box.chainView(),
+    acls: () => box.aclView(),
     holdStandby: (on) => box.holdStandby(on),
     ...(software ? { software } : {}),
   };

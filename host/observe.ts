@@ -4,6 +4,7 @@
 import type { CounterSnapshot } from "./engine/index.js";
 import type { RejectReason } from "./discovery/registry.js";
 import type { SupervisorStats } from "./discovery/supervisor.js";
+import type { ChainDeviceChange } from "./chains.js";
 
 export interface PortView {
   index: number;
@@ -144,6 +145,7 @@ export type BoxEvent =
   | { type: "login-failure"; user: string; failures: number; at: number }
   | { type: "flow-table-high"; family: 4 | 6; used: number; capacity: number; percent: number; at: number }
   | { type: "ha-state"; from: HaState; to: HaState; at: number }
+  | ({ type: "chain-device" } & ChainDeviceChange)
   | { type: "end-system"; endSystem: string; from: EndSystemState | "new"; to: EndSystemState | "gone"; reason: string; at: number };
 
 /** A small fan-out: a listener that throws is reported, never breaks the others or the sender. */

@@ -42,6 +42,10 @@ export interface ConfigInput {
   snmp?: SnmpInput;
   /** Backends learnt from service advertisements (docs/advertisement-protocol.md). Absent: none. */
   discovery?: DiscoveryInput;
+  /** Service chains: devices services' packets pass before their servers. */
+  chains?: ChainInput[];
+  /** ACL tables per ingress port, keyed further by service. */
+  acls?: AclInput[];
   /** The redundant pair: heartbeats and election (docs/ha-protocol.md). Absent: a single appliance. */
   ha?: HaInput;
 }
@@ -176,6 +180,50 @@ export interface ServiceInput {
   /** Answer ARP / neighbour solicitations for the VIP (off for DSR pools where a router owns it). */
   arp?: boolean;
   tunnel?: { encap?: "ipip" | "gue"; source4?: string; source6?: string; guePort?: number };
+  /** The chain (by name) its packets pass before the server, and its replies in reverse. NAT services only. */
+  chain?: string;
+}
+
+/** A device of a chain hop as written: on a port, by MAC or by an address resolved by ARP there. */
+export interface ChainDeviceInput {
+  name: string;
+  port: string;
+  mac?: string;
+  address?: string;
+}
+
+/** An ordered list of hops, referenced by services (`services[].chain`). */
+export interface ChainInput {
+  name: string;
+  hops: {
+    name: string;
+    /** inline: out to the device and back before the next hop; mirror: a copy goes to it. */
+    kind: "inline" | "mirror";
+    /** The devices that take flows (each flow keeps its own). */
+    devices: ChainDeviceInput[];
+    /** Stand in, in order, for a device that fails. */
+    alternates?: ChainDeviceInput[];
+  }[];
+}
+
+/** An ACL table as written: judges new flows entering `port` (of `service` only, if named). */
+export interface AclInput {
+  name: string;
+  port: string;
+  service?: string;
+  /** What no rule matches gets (default allow). */
+  default?: "allow" | "deny";
+  rules: {
+    name: string;
+    action: "allow" | "deny";
+    /** tcp, udp, icmp, icmpv6 or an IP protocol number; absent: any. */
+    protocol?: "tcp" | "udp" | "icmp" | "icmpv6" | number;
+    /** Client prefix; absent: any. */
+    source?: string;
+    /** A port or "first-last"; needs protocol tcp or udp. */
+    sourcePorts?: number | string;
+    destinationPorts?: number | string;
+  }[];
 }
 
 /**
@@ -288,6 +336,43 @@ export interface Service {
   onBackendDown: "reselect" | "reset";
   arp: boolean;
   tunnel: { encap: "ipip" | "gue"; source4?: Address; source6?: Address; guePort: number };
+  chain?: string;
+}
+
+export interface ChainDevice {
+  name: string;
+  /** Port index. */
+  port: number;
+  mac?: Uint8Array;
+  address?: Address;
+  /** Set by the appliance: false when the device has failed (no return, or its check). */
+  up?: boolean;
+}
+
+export interface Chain {
+  name: string;
+  hops: { name: string; kind: "inline" | "mirror"; devices: ChainDevice[]; alternates: ChainDevice[] }[];
+}
+
+export interface AclRule {
+  name: string;
+  deny: boolean;
+  /** 0: any. */
+  protocol: number;
+  /** 0: either family. */
+  family: 0 | 4 | 6;
+  source?: Prefix;
+  sourcePorts: [number, number];
+  destinationPorts: [number, number];
+}
+
+export interface AclTable {
+  name: string;
+  /** Port index. */
+  port: number;
+  service?: string;
+  deny: boolean;
+  rules: AclRule[];
 }
 
 /** Sizes fixed at boot: changing them needs a restart of the engines. */
@@ -321,6 +406,8 @@ export interface Config {
   snmp?: SnmpConfig;
   /** Undefined when the configuration has no discovery section: nothing is learnt. */
   discovery?: DiscoveryConfig;
+  chains: Chain[];
+  acls: AclTable[];
   /** Undefined when the configuration has no ha section: no peer, no election. */
   ha?: HaConfig;
   /**

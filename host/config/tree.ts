@@ -19,6 +19,7 @@ import {
   DISCOVERY_RANGE, DISCOVERY_SECRET_FORM, DISCOVERY_GROUP_FORM, DISCOVERY_GROUP6_FORM, parseDiscoverySecret, isMulticastGroup4, isMulticastGroup6,
 } from "./validate.js";
 import { SUPERVISOR_RANGE, RELAY_TARGET_FORM, UNICAST_FORM, parseUnicast, parseRelayTarget } from "./validate.js";
+import { PORT_RANGE_FORM } from "./validate.js";
 import { HA_RANGE } from "./validate.js";
 import { HA_DEFAULTS } from "./schema.js";
 import { DEFAULT_TIMEOUTS, type ConfigInput } from "./schema.js";
@@ -191,7 +192,7 @@ export const timezone: ValueType = {
 export const host = text("<server>", "IPv4 or IPv6 address or host name", HOST_FORM, isHost);
 
 /** A name that must be one of a list's entries at commit; completion offers the existing ones. */
-function reference(list: "ports" | "backends", noun: string): ValueType {
+function reference(list: keyof typeof summaries, noun: string): ValueType {
   return {
     ...name,
     values: (input) => entries(input[list]).map((e) => ({ word: String(e.name), help: `${noun} ${summaries[list](e)}`.trim() })),
@@ -223,6 +224,7 @@ const summaries = {
   ports: (e: Record<string, unknown>) => [e.mac, e.ipv4, e.ipv6].filter((x) => x !== undefined).join(" "),
   backends: (e: Record<string, unknown>) => `${str(e.address)}${e.via === undefined ? "" : ` via ${str(e.via)}`}`,
   services: (e: Record<string, unknown>) => [e.vip, e.protocol === undefined ? undefined : `${str(e.protocol)}/${str(e.port)}`, e.mode].filter((x) => x !== undefined).join(" "),
+  chains: (e: Record<string, unknown>) => `${Array.isArray(e.hops) ? e.hops.length : 0} hops`,
 };
 
 const tcpPort = int(...RANGE.port, "<port>");
@@ -313,6 +315,60 @@ const flowRules = list("flowRules", "flows sent to a named backend ahead of Magl
     ]),
     leaf("mplsPop", boolean, "remove the top MPLS label (before a push)"),
     leaf("idleTimeout", int(...RANGE.idleTimeout, "<seconds>", " seconds"), "idle timeout of established flows (default: the protocol's)"),
+  ],
+});
+
+const chainDevice = (what: string): { noun: string; keyType: ValueType; summary: (e: Record<string, unknown>) => string; children: ReturnType<typeof leaf>[] } => ({
+  noun: what,
+  keyType: name,
+  summary: (e) => `on ${str(e.port)} ${str(e.mac ?? e.address)}`,
+  children: [
+    leaf("port", reference("ports", "port"), "port the device is on (out and back)"),
+    leaf("mac", mac, "the device's MAC (or give its address)"),
+    leaf("address", ip, "the device's address, resolved by ARP / ND on its port"),
+  ],
+});
+
+const chains = list("chains", "service chains: devices a service's packets pass before its servers", {
+  noun: "chain",
+  keyType: name,
+  summary: (e) => `${Array.isArray(e.hops) ? e.hops.length : 0} hops`,
+  children: [
+    list("hops", "the hops in order (replies pass them in reverse)", {
+      noun: "hop",
+      keyType: name,
+      summary: (e) => str(e.kind),
+      children: [
+        leaf("kind", oneOf({ inline: "out to the device and back", mirror: "a copy goes to the device" }), "what the hop does"),
+        list("devices", "devices that take flows (each flow keeps its own)", chainDevice("device")),
+        list("alternates", "devices that stand in for a failed one, in order", chainDevice("alternate")),
+      ],
+    }),
+  ],
+});
+
+const portRangeType = text("<ports>", 'a port or a range "first-last"', PORT_RANGE_FORM, (w) => /^\d{1,5}(-\d{1,5})?$/.test(w));
+
+const acls = list("acls", "ACL tables: new flows entering a port, per service", {
+  noun: "ACL table",
+  keyType: name,
+  summary: (e) => `${str(e.port)}${e.service === undefined ? "" : `/${str(e.service)}`}, default ${str(e.default ?? "allow")}`,
+  children: [
+    leaf("port", reference("ports", "port"), "port whose incoming new flows the table judges"),
+    leaf("service", reference("services", "service"), "only this service's flows (default: every service)"),
+    leaf("default", oneOf({ allow: "what no rule matches passes (default)", deny: "what no rule matches is dropped" }), "the verdict when no rule matches"),
+    list("rules", "rules in order: the first that matches decides", {
+      noun: "ACL rule",
+      keyType: name,
+      summary: (e) => [e.action, e.protocol, e.source, e.destinationPorts].filter((x) => x !== undefined).map(str).join(" "),
+      children: [
+        leaf("action", oneOf({ allow: "let the flow pass", deny: "drop it (counted)" }), "what a match does"),
+        leaf("protocol", oneOf({ tcp: "TCP", udp: "UDP", icmp: "ICMP", icmpv6: "ICMPv6" }), "IP protocol matched (default any)"),
+        leaf("source", prefix, "client prefix matched (default any)"),
+        leaf("sourcePorts", portRangeType, "source ports matched (TCP, UDP)"),
+        leaf("destinationPorts", portRangeType, "destination ports matched (TCP, UDP)"),
+      ],
+    }),
   ],
 });
 
@@ -518,6 +574,7 @@ export const CONFIG_TREE: ContainerNode = container("", "the configuration", [
       }),
       leaf("onBackendDown", oneOf({ reselect: "move its flows to another backend (default)", reset: "reset its TCP flows" }), "flows of a backend that goes down"),
       leaf("arp", boolean, "answer ARP / ND for the VIP (default true)"),
+      leaf("chain", reference("chains", "chain"), "chain its packets pass before the server (NAT services)"),
       container("tunnel", "tunnel mode encapsulation", [
         leaf("encap", oneOf({ ipip: "IP-in-IP (default)", gue: "GUE over UDP" }), "encapsulation"),
         leaf("source4", ipv4, "outer IPv4 source address"),
@@ -531,6 +588,8 @@ export const CONFIG_TREE: ContainerNode = container("", "the configuration", [
   snmp,
   discovery,
   ha,
+  chains,
+  acls,
 ]);
 
 // ---- reading ConfigInput through the tree ----------------------------------------------------

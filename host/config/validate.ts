@@ -2,7 +2,7 @@
 // the path, the value found and the form expected. Nothing is applied unless all of it is valid.
 import { parseIP, parseMac } from "../net/frame.js";
 import { isPrime } from "../engine/maglev.js";
-import { MAX_PORTS, BACKEND_NONE, HEADROOM, TAILROOM, MAX_FLOW_RULES } from "../../assembly/layout.js";
+import { MAX_PORTS, BACKEND_NONE, HEADROOM, TAILROOM, MAX_FLOW_RULES, MAX_CHAINS, MAX_HOPS, MAX_HOP_DEVICES, MAX_DEVICES, MAX_ACL_TABLES, MAX_ACL_RULES } from "../../assembly/layout.js";
 import {
   type Address, type Backend, type Check, type Config, type ConfigInput, type Port, type Service,
   type Timeouts, type User, type FlowRule, type Prefix, DEFAULT_SIZES, DEFAULT_TIMEOUTS, CHECK_DEFAULT_SECONDS, CHECK_DEFAULT_COUNTS,
@@ -13,6 +13,7 @@ import { type SnmpConfig, type SnmpNotify, type SnmpUser, SNMP_DEFAULTS } from "
 import { type DiscoveryConfig, DISCOVERY_DEFAULTS } from "./schema.js";
 import { type SupervisorSettings, SUPERVISOR_DEFAULTS } from "./schema.js";
 import { type HaConfig, HA_DEFAULTS } from "./schema.js";
+import type { Chain, ChainDevice, AclTable, AclRule } from "./schema.js";
 
 export interface ConfigError {
   path: string;
@@ -213,7 +214,7 @@ class Checker {
 
 export function validate(input: unknown): Validation {
   const c = new Checker();
-  const root = c.object("config", input, ["system", "management", "ports", "dataplane", "backends", "services", "flowRules", "telemetry", "snmp", "discovery", "ha"]);
+  const root = c.object("config", input, ["system", "management", "ports", "dataplane", "backends", "services", "flowRules", "telemetry", "snmp", "discovery", "ha", "chains", "acls"]);
   if (!root) return { ok: false, errors: c.errors };
 
   const system = root.system === undefined ? {} : c.object("system", root.system, ["hostname", "timezone", "ntp", "users"]) ?? {};
@@ -348,7 +349,7 @@ export function validate(input: unknown): Validation {
   const svcKeys = new Map<string, string>();
   (c.array("services", root.services) ?? []).forEach((s, i) => {
     const path = `services[${i}]`;
-    const o = c.object(path, s, ["name", "vip", "protocol", "port", "mode", "targetPort", "backends", "onBackendDown", "arp", "tunnel"]);
+    const o = c.object(path, s, ["name", "vip", "protocol", "port", "mode", "targetPort", "backends", "onBackendDown", "arp", "tunnel", "chain"]);
     if (!o) return;
     const name = c.name(`${path}.name`, o.name);
     if (name && svcNames.has(name)) c.fail(`${path}.name`, name, "a name no other service has");
@@ -406,6 +407,7 @@ export function validate(input: unknown): Validation {
       onBackendDown: c.oneOf(`${path}.onBackendDown`, o.onBackendDown, "reselect", ["reselect", "reset"] as const) ?? "reselect",
       arp: c.bool(`${path}.arp`, o.arp, true),
       tunnel,
+      ...(o.chain !== undefined && { chain: typeof o.chain === "string" ? o.chain : String(o.chain) }),
     });
   });
   if (services.length > sizes.maxServices) c.fail("services", services.length, `at most ${sizes.maxServices} services (dataplane.limits.services)`);
@@ -425,9 +427,132 @@ export function validate(input: unknown): Validation {
   const supervisor = supervisorSection(c, root.discovery, management);
   if (discovery && supervisor) discovery.supervisor = supervisor;
   const ha = root.ha === undefined ? undefined : haSection(c, root.ha);
+  const chains = chainsSection(c, root.chains, ports, services, (root.services as unknown[] | undefined) ?? []);
+  const acls = aclsSection(c, root.acls, ports, services);
 
   if (c.errors.length) return { ok: false, errors: c.errors };
-  return { ok: true, config: { hostname, timezone, ntp, users, management, ports, sizes, timeouts, noVip, backends, services, flowRules, telemetry, snmp, discovery, ha } };
+  return { ok: true, config: { hostname, timezone, ntp, users, management, ports, sizes, timeouts, noVip, backends, services, flowRules, telemetry, snmp, discovery, ha, chains, acls } };
+}
+
+// ---- service chains and ACLs ------------------------------------------------------------------
+
+export const CHAIN_LIMITS = { chains: MAX_CHAINS, hops: MAX_HOPS, hopDevices: MAX_HOP_DEVICES, devices: MAX_DEVICES } as const;
+
+function chainsSection(c: Checker, v: unknown, ports: Port[], services: Service[], rawServices: unknown[]): Chain[] {
+  const chains: Chain[] = [];
+  const list = c.array("chains", v) ?? [];
+  if (list.length > MAX_CHAINS) c.fail("chains", list.length, `at most ${MAX_CHAINS} chains`);
+  const deviceNames = new Set<string>();
+  const portByName = new Map(ports.map((p) => [p.name, p]));
+  const device = (path: string, d: unknown): ChainDevice | undefined => {
+    const o = c.object(path, d, ["name", "port", "mac", "address"]);
+    if (!o) return undefined;
+    const name = c.name(`${path}.name`, o.name);
+    if (name && deviceNames.has(name)) c.fail(`${path}.name`, name, "a name no other chain device has");
+    if (name) deviceNames.add(name);
+    const port = typeof o.port === "string" ? portByName.get(o.port) : undefined;
+    if (!port) c.fail(`${path}.port`, o.port, `the name of a port (${ports.map((p) => p.name).join(", ")})`);
+    const mac = o.mac === undefined ? undefined : c.mac(`${path}.mac`, o.mac);
+    const address = o.address === undefined ? undefined : c.address(`${path}.address`, o.address);
+    if (o.mac === undefined && o.address === undefined) c.fail(path, undefined, "a device with a mac, or an address resolved by ARP / ND on its port");
+    if (address && port && !(address.family === 4 ? port.ipv4 : port.ipv6)) c.fail(`${path}.address`, o.address, `an address port ${port.name} can resolve: it has no IPv${address.family} address of its own`);
+    if (!name || !port) return undefined;
+    return { name, port: port.index, ...(mac && { mac }), ...(address && { address }) };
+  };
+  list.forEach((ch, i) => {
+    const path = `chains[${i}]`;
+    const o = c.object(path, ch, ["name", "hops"]);
+    if (!o) return;
+    const name = c.name(`${path}.name`, o.name);
+    if (name && chains.some((x) => x.name === name)) c.fail(`${path}.name`, name, "a name no other chain has");
+    const hops: Chain["hops"] = [];
+    const hl = c.array(`${path}.hops`, o.hops) ?? [];
+    if (hl.length === 0 || hl.length > MAX_HOPS) c.fail(`${path}.hops`, hl.length, `1 to ${MAX_HOPS} hops`);
+    hl.forEach((h, j) => {
+      const hp = `${path}.hops[${j}]`;
+      const ho = c.object(hp, h, ["name", "kind", "devices", "alternates"]);
+      if (!ho) return;
+      const hname = c.name(`${hp}.name`, ho.name) ?? "";
+      const kind = c.oneOf(`${hp}.kind`, ho.kind, undefined, ["inline", "mirror"] as const);
+      const devs = (c.array(`${hp}.devices`, ho.devices) ?? []).map((d, k) => device(`${hp}.devices[${k}]`, d)).filter((d): d is ChainDevice => !!d);
+      const alts = (c.array(`${hp}.alternates`, ho.alternates) ?? []).map((d, k) => device(`${hp}.alternates[${k}]`, d)).filter((d): d is ChainDevice => !!d);
+      if (Array.isArray(ho.devices) && ho.devices.length === 0) c.fail(`${hp}.devices`, [], "one or more devices");
+      if (devs.length + alts.length > MAX_HOP_DEVICES) c.fail(hp, devs.length + alts.length, `at most ${MAX_HOP_DEVICES} devices and alternates in a hop`);
+      if (kind === "mirror" && hops.at(-1)?.kind === "mirror") c.fail(`${hp}.kind`, kind, "inline: two mirror hops need an inline hop between them");
+      if (kind) hops.push({ name: hname, kind, devices: devs, alternates: alts });
+    });
+    if (name) chains.push({ name, hops });
+  });
+  if (deviceNames.size > MAX_DEVICES) c.fail("chains", deviceNames.size, `at most ${MAX_DEVICES} chain devices in all`);
+  services.forEach((s, i) => {
+    if (s.chain === undefined) return;
+    const raw = (rawServices[i] as Record<string, unknown> | undefined)?.chain;
+    if (!chains.some((x) => x.name === s.chain)) c.fail(`services[${i}].chain`, raw, `the name of a chain (${chains.map((x) => x.name).join(", ") || "none defined"})`);
+    else if (s.mode !== "nat") c.fail(`services[${i}].chain`, raw, "a chain on a NAT service only: replies must come back through the appliance to pass the chain in reverse");
+  });
+  return chains;
+}
+
+const ACL_PROTOCOLS: Record<string, number> = { tcp: 6, udp: 17, icmp: 1, icmpv6: 58 };
+export const PORT_RANGE_FORM = 'a port (0-65535) or a range "first-last"';
+
+function portRange(c: Checker, path: string, v: unknown): [number, number] | undefined {
+  if (v === undefined) return [0, 65535];
+  const m = typeof v === "number" ? [String(v), String(v), String(v)] : typeof v === "string" ? /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(v) : null;
+  const lo = m ? Number(m[1]) : NaN;
+  const hi = m ? Number(m[2] ?? m[1]) : NaN;
+  if (!m || !(lo >= 0 && hi <= 65535 && lo <= hi) || !Number.isInteger(lo) || !Number.isInteger(hi)) return c.fail(path, v, PORT_RANGE_FORM);
+  return [lo, hi];
+}
+
+function aclsSection(c: Checker, v: unknown, ports: Port[], services: Service[]): AclTable[] {
+  const tables: AclTable[] = [];
+  const list = c.array("acls", v) ?? [];
+  if (list.length > MAX_ACL_TABLES) c.fail("acls", list.length, `at most ${MAX_ACL_TABLES} ACL tables`);
+  let ruleCount = 0;
+  list.forEach((t, i) => {
+    const path = `acls[${i}]`;
+    const o = c.object(path, t, ["name", "port", "service", "default", "rules"]);
+    if (!o) return;
+    const name = c.name(`${path}.name`, o.name);
+    if (name && tables.some((x) => x.name === name)) c.fail(`${path}.name`, name, "a name no other ACL table has");
+    const port = typeof o.port === "string" ? ports.find((p) => p.name === o.port) : undefined;
+    if (!port) c.fail(`${path}.port`, o.port, `the name of a port (${ports.map((p) => p.name).join(", ")})`);
+    const service = o.service === undefined ? undefined : typeof o.service === "string" && services.some((s) => s.name === o.service) ? o.service : c.fail(`${path}.service`, o.service, `the name of a service (${services.map((s) => s.name).join(", ") || "none defined"})`);
+    if (port && tables.some((x) => x.port === port.index && x.service === service)) c.fail(path, o.name, `one table per port${service ? " and service" : ""}: ${port.name}${service ? `/${service}` : ""} has one already`);
+    const deny = c.oneOf(`${path}.default`, o.default, "allow", ["allow", "deny"] as const) === "deny";
+    const rules: AclRule[] = [];
+    (c.array(`${path}.rules`, o.rules) ?? []).forEach((r, j) => {
+      const rp = `${path}.rules[${j}]`;
+      const ro = c.object(rp, r, ["name", "action", "protocol", "source", "sourcePorts", "destinationPorts"]);
+      if (!ro) return;
+      const rname = c.name(`${rp}.name`, ro.name);
+      if (rname && rules.some((x) => x.name === rname)) c.fail(`${rp}.name`, rname, "a name no other rule of the table has");
+      const action = c.oneOf(`${rp}.action`, ro.action, undefined, ["allow", "deny"] as const);
+      let protocol = 0;
+      if (ro.protocol !== undefined) {
+        if (typeof ro.protocol === "string" && ro.protocol in ACL_PROTOCOLS) protocol = ACL_PROTOCOLS[ro.protocol];
+        else if (typeof ro.protocol === "number" && Number.isInteger(ro.protocol) && ro.protocol >= 0 && ro.protocol <= 255) protocol = ro.protocol;
+        else c.fail(`${rp}.protocol`, ro.protocol, "tcp, udp, icmp, icmpv6 or an IP protocol number (0-255)");
+      }
+      let source: Prefix | undefined;
+      if (ro.source !== undefined) {
+        source = typeof ro.source === "string" ? parsePrefix(ro.source) : undefined;
+        if (!source) c.fail(`${rp}.source`, ro.source, PREFIX_FORM);
+      }
+      const sourcePorts = portRange(c, `${rp}.sourcePorts`, ro.sourcePorts);
+      const destinationPorts = portRange(c, `${rp}.destinationPorts`, ro.destinationPorts);
+      if ((ro.sourcePorts !== undefined || ro.destinationPorts !== undefined) && protocol !== 6 && protocol !== 17) {
+        c.fail(`${rp}.protocol`, ro.protocol, "tcp or udp: the rule names ports");
+      }
+      if (!rname || !action || !sourcePorts || !destinationPorts) return;
+      rules.push({ name: rname, deny: action === "deny", protocol, family: source ? source.family : 0, ...(source && source.length > 0 && { source }), sourcePorts, destinationPorts });
+    });
+    ruleCount += rules.length;
+    if (name && port) tables.push({ name, port: port.index, ...(service !== undefined && { service }), deny, rules });
+  });
+  if (ruleCount > MAX_ACL_RULES) c.fail("acls", ruleCount, `at most ${MAX_ACL_RULES} ACL rules in all`);
+  return tables;
 }
 
 // ---- flow rules ------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ import { formatError } from "../config/validate.js";
 import { completions, compare, renderConfig, toSetCommands, fromSetCommands, setPath, deletePath } from "../config/paths.js";
 import { renderSupervisor, type SupervisorView } from "./supervisor-view.js";
 import { renderHa, type HaView } from "./ha-view.js";
+import type { ChainDeviceView } from "../chains.js";
+import type { Appliance } from "../appliance.js";
 import type { RawLine } from "./terminal.js";
 import { addSoftware, renderSoftware, rollbackSoftware, type SoftwareConsole } from "./software.js";
 
@@ -32,6 +34,10 @@ export interface ConsoleHost {
   supervisor?(): SupervisorView | undefined;
   /** The redundant pair; undefined without an ha section. */
   ha?(): HaView | undefined;
+  /** Service chains: every device of every hop. */
+  chains?(): ChainDeviceView[];
+  /** ACL tables with their counters. */
+  acls?(): ReturnType<Appliance["aclView"]>;
   /** `request ha standby` (true) / `release` (false); false when there is no pair. */
   holdStandby?(on: boolean): boolean;
   /** The firmware slots; undefined when the box has none. */
@@ -282,6 +288,26 @@ function showTables(host: ConsoleHost, io: ShellIO): Record<string, Node<void>> 
           run: out(() => renderSupervisor(host.supervisor?.())),
         },
       },
+    },
+    chains: {
+      help: "Service chains: per hop and device, state and packets sent / returned",
+      pipes: TEXT_PIPES,
+      run: out(() => {
+        const v = host.chains?.() ?? [];
+        if (!v.length) return "No service chains are configured.";
+        return table(["Chain", "Hop", "Kind", "Device", "Role", "Port", "MAC", "State", "Sent", "Returned"],
+          v.map((d) => [d.chain, d.hop, d.kind, d.device, d.role, d.port, d.mac ?? "(resolving)", d.reason ? `${d.state}: ${d.reason}` : d.state, fmt(d.sent), d.kind === "mirror" ? "-" : fmt(d.returned)]));
+      }),
+    },
+    acls: {
+      help: "ACL tables: rules in order with the new flows each decided",
+      pipes: TEXT_PIPES,
+      run: out(() => {
+        const v = host.acls?.() ?? [];
+        if (!v.length) return "No ACL tables are configured.";
+        return v.map((t) => [`Table ${t.table} on ${t.port}${t.service ? ` for ${t.service}` : ""}:`,
+          table(["Rule", "Action", "New flows"], [...t.rules.map((r) => [r.name, r.action, fmt(r.hits)]), ["(default)", t.default, fmt(t.defaultHits)]])].join("\n")).join("\n\n");
+      }),
     },
     ha: {
       help: "The redundant pair: role, peer, links, flow-state sync, refusals",

@@ -3,7 +3,7 @@
 import * as L from "../../assembly/layout.js";
 import type { Config } from "../config/schema.js";
 import type { RegionPlan } from "./memory-plan.js";
-import type { Slots } from "./program.js";
+import { chainDevices, type Slots } from "./program.js";
 
 /** Names for the layout's numbered constants with a prefix: DR_NO_VIP -> names[16] = "no_vip". */
 function namesOf(prefix: string): readonly string[] {
@@ -61,6 +61,12 @@ export interface CounterSnapshot {
   ports: Record<string, PortCounters>;
   services: Record<string, TrafficCounters & { drops: number }>;
   backends: Record<string, TrafficCounters & { flowsLost: number }>;
+  /** Per chain and hop: packets and bytes sent to the hop, and (inline hops) back from it. */
+  chains: Record<string, Record<string, { toPackets: number; toBytes: number; fromPackets: number; fromBytes: number }>>;
+  /** Per chain device: packets sent to it and (inline) returned by it. */
+  devices: Record<string, { sent: number; returned: number }>;
+  /** Per ACL table: new flows each rule decided, and those no rule matched (the default). */
+  acls: Record<string, { rules: Record<string, number>; default: number }>;
 }
 
 export function readCounters(mem: ArrayBufferLike, plan: RegionPlan, config: Config, slots: Slots): CounterSnapshot {
@@ -99,7 +105,27 @@ export function readCounters(mem: ArrayBufferLike, plan: RegionPlan, config: Con
     const b = plan.backendCounterIndex + slot * L.BACKEND_COUNTER_WORDS;
     backends[be.name] = { packets: c(b + L.BC_PACKETS), bytes: c(b + L.BC_BYTES), newFlows: c(b + L.BC_NEW_FLOWS), flowsLost: c(b + L.BC_FLOWS_LOST) };
   }
+  const x = plan.extraCounterIndex;
+  const chains: CounterSnapshot["chains"] = {};
+  config.chains.slice(0, L.MAX_CHAINS).forEach((ch, ci) => {
+    chains[ch.name] = Object.fromEntries(ch.hops.slice(0, L.MAX_HOPS).map((h, hi) => {
+      const b = x + L.XC_HOP_BASE + (ci * L.MAX_HOPS + hi) * L.XC_HOP_WORDS;
+      return [h.name, { toPackets: c(b + L.HC_TO_PACKETS), toBytes: c(b + L.HC_TO_BYTES), fromPackets: c(b + L.HC_FROM_PACKETS), fromBytes: c(b + L.HC_FROM_BYTES) }];
+    }));
+  });
+  const devices: CounterSnapshot["devices"] = {};
+  chainDevices(config).forEach((d, i) => {
+    devices[d.name] = { sent: c(x + L.XC_DEV_BASE + i * 2 + L.DC_SENT), returned: c(x + L.XC_DEV_BASE + i * 2 + L.DC_RETURNED) };
+  });
+  const acls: CounterSnapshot["acls"] = {};
+  let rule = 0;
+  config.acls.slice(0, L.MAX_ACL_TABLES).forEach((t, ti) => {
+    const rules: Record<string, number> = {};
+    for (const r of t.rules.slice(0, L.MAX_ACL_RULES - rule)) rules[r.name] = c(x + L.XC_ACL_BASE + rule++);
+    acls[t.name] = { rules, default: c(x + L.XC_ACL_DEFAULT_BASE + ti) };
+  });
   return {
+    chains, devices, acls,
     rx: c(L.C_RX), tx: c(L.C_TX), punt: c(L.C_PUNT), drop: c(L.C_DROP), drops, punts,
     flows: {
       ipv4: c(L.C_FLOWS4), ipv6: c(L.C_FLOWS6), inserts: c(L.C_FLOW_INSERTS),

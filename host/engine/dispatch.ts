@@ -39,3 +39,21 @@ export function clientSideHash(f: Uint8Array, serverFacing: boolean): number {
   }
   return h >>> 0;
 }
+
+/**
+ * Is the frame's destination one of these addresses (IPv4 as 32-bit numbers, IPv6 as hex text)?
+ * For ports that see both directions of flows (chain devices send both back): a packet to a VIP
+ * is the client's (hash its source), anything else a reply (hash its destination, the client).
+ */
+export function dstIsIn(f: Uint8Array, v4: ReadonlySet<number>, v6: ReadonlySet<string>): boolean {
+  let off = 12;
+  let et = (f[off] << 8) | f[off + 1];
+  for (let tags = 0; (et === 0x8100 || et === 0x88a8) && tags < 2; tags++) {
+    off += 4;
+    et = (f[off] << 8) | f[off + 1];
+  }
+  const l3 = off + 2;
+  if (et === 0x0800 && f.length >= l3 + 20) return v4.has(((f[l3 + 16] << 24) | (f[l3 + 17] << 16) | (f[l3 + 18] << 8) | f[l3 + 19]) >>> 0);
+  if (et === 0x86dd && f.length >= l3 + 40) return v6.has(Buffer.from(f.subarray(l3 + 24, l3 + 40)).toString("hex"));
+  return false;
+}

@@ -172,6 +172,7 @@ export class Engine {
     w(L.CB_COUNTERS, p.counters);
     w(L.CB_COUNTER_WORDS, p.counterWords);
     w(L.CB_BACKEND_COUNTERS, p.backendCounterIndex);
+    w(L.CB_EXTRA_COUNTERS, p.extraCounterIndex);
     w(L.CB_FLOW4_BASE, p.flow4);
     w(L.CB_FLOW4_BUCKETS, p.flow4Buckets);
     w(L.CB_FLOW6_BASE, p.flow6);

@@ -22,6 +22,8 @@ export interface RegionPlan {
   counters: number;
   counterWords: number;
   backendCounterIndex: number;
+  /** The first chain / ACL counter word (XC_*). */
+  extraCounterIndex: number;
   scratch: number;
   /** The host's own wasm instance works here (service index builds), never in the engine's scratch. */
   controlScratch: number;
@@ -46,6 +48,12 @@ export interface ConfigCopyLayout {
   rules: number;
   maglev: number;
   maglevSize: number;
+  chains: number;
+  devices: number;
+  aclTables: number;
+  aclRules: number;
+  /** u8 per (service slot, port): ACL table + 1. */
+  aclMap: number;
   bytes: number;
 }
 
@@ -85,7 +93,8 @@ export function planMemory(s: DataplaneSizes): RegionPlan {
   const syncRing = take(recordRingBytes, 4096);
   const buffers = take(s.bufferCount * s.bufferSize, 4096);
   const backendCounterIndex = L.C_SERVICE_BASE + s.maxServices * L.SERVICE_COUNTER_WORDS;
-  const counterWords = backendCounterIndex + s.maxBackends * L.BACKEND_COUNTER_WORDS;
+  const extraCounterIndex = backendCounterIndex + s.maxBackends * L.BACKEND_COUNTER_WORDS;
+  const counterWords = extraCounterIndex + L.XC_WORDS;
   const counters = take(counterWords * 8, 4096);
   const scratch = take(L.SCRATCH_SIZE, 4096);
   const controlScratch = take(L.SCRATCH_SIZE, 4096);
@@ -106,10 +115,20 @@ export function planMemory(s: DataplaneSizes): RegionPlan {
   c += s.maxBackends * L.BE_SIZE;
   const rules = c;
   c += L.MAX_FLOW_RULES * L.FR_SIZE;
+  const chains = c;
+  c += L.MAX_CHAINS * L.CH_SIZE;
+  const devices = c;
+  c += L.MAX_DEVICES * L.DEV_SIZE;
+  const aclTables = c;
+  c += L.MAX_ACL_TABLES * L.ACLT_SIZE;
+  const aclRules = c;
+  c += L.MAX_ACL_RULES * L.ACLR_SIZE;
+  const aclMap = c;
+  c += s.maxServices * L.MAX_PORTS;
   const maglev = align(c, 64);
   c = maglev + s.maxServices * align(s.maglevSize * 2, 64);
   const configLayout: ConfigCopyLayout = {
-    ports, svcIndex, svcIndexSlots, services, backends, rules, maglev, maglevSize: s.maglevSize, bytes: align(c, 4096),
+    ports, svcIndex, svcIndexSlots, services, backends, rules, chains, devices, aclTables, aclRules, aclMap, maglev, maglevSize: s.maglevSize, bytes: align(c, 4096),
   };
   const config: [number, number] = [take(configLayout.bytes, 4096), take(configLayout.bytes, 4096)];
   const bytes = align(at, PAGE);
@@ -118,7 +137,7 @@ export function planMemory(s: DataplaneSizes): RegionPlan {
   }
   return {
     controlBlock, rxRing, txRing, puntRing, freeRing, ringCapacity, eventRing, syncRing, buffers,
-    bufferCount: s.bufferCount, bufferSize: s.bufferSize, counters, counterWords, backendCounterIndex,
+    bufferCount: s.bufferCount, bufferSize: s.bufferSize, counters, counterWords, backendCounterIndex, extraCounterIndex,
     scratch, controlScratch, flow4, flow4Buckets, flow6, flow6Buckets, config, configLayout, bytes, pages: bytes / PAGE,
   };
 }

@@ -8,7 +8,7 @@ import type { Config } from "../config/schema.js";
 import { Engine, dataplaneModule, type RingEntry } from "./engine.js";
 import { assignSlots, maglevTables, newSlots, type Slots } from "./program.js";
 import { sumCounters, type CounterSnapshot } from "./counters.js";
-import { clientSideHash } from "./dispatch.js";
+import { clientSideHash, dstIsIn } from "./dispatch.js";
 import { importFlow, engineFor, type SyncFlow } from "../ha/flow-sync.js";
 
 export interface PoolOutput {
@@ -16,6 +16,8 @@ export interface PoolOutput {
   tx(port: number, frame: Uint8Array): void;
   /** A frame an engine handed to the host. The view dies after the call. */
   punt(port: number, reason: number, frame: Uint8Array): void;
+  /** A transmitted frame tagged for a copy to chain device `device` (its index in chainDevices()). */
+  mirror?(device: number, frame: Uint8Array): void;
   /** A flow event (EV_SIZE record) an engine reported: HA flow-state sync. The view dies after the call. */
   event?(engine: Engine, record: Uint8Array): void;
 }
@@ -34,6 +36,10 @@ export class EnginePool {
   readonly slots: Slots;
   readonly stats: PoolStats = { rxNoBuffer: 0, rxTooBig: 0 };
   private serverFacing: boolean[] = [];
+  /** Ports that see both directions (chain devices): the side is decided per frame by its destination. */
+  private bothWays: boolean[] = [];
+  private vips4 = new Set<number>();
+  private vips6 = new Set<string>();
   private applying: Promise<void> = Promise.resolve();
   private clockTimer?: NodeJS.Timeout;
   private stopped = false;
@@ -65,6 +71,10 @@ export class EnginePool {
 
   private noteSides(config: Config): void {
     this.serverFacing = config.ports.map((p) => config.backends.some((b) => b.via === p.index));
+    const devicePorts = new Set(config.chains.flatMap((c) => c.hops.flatMap((h) => [...h.devices, ...h.alternates].map((d) => d.port))));
+    this.bothWays = config.ports.map((p) => devicePorts.has(p.index) && !this.serverFacing[p.index]);
+    this.vips4 = new Set(config.services.filter((s) => s.vip.family === 4).map((s) => new DataView(s.vip.bytes.buffer, s.vip.bytes.byteOffset, 4).getUint32(0)));
+    this.vips6 = new Set(config.services.filter((s) => s.vip.family === 6).map((s) => Buffer.from(s.vip.bytes).toString("hex")));
   }
 
   private tickClock(): void {
@@ -76,9 +86,10 @@ export class EnginePool {
   dispatch(port: number, frames: readonly Uint8Array[]): void {
     const n = this.engines.length;
     const side = this.serverFacing[port] ?? false;
+    const both = this.bothWays[port] ?? false;
     let kicked = 0;
     for (const f of frames) {
-      const i = n === 1 ? 0 : clientSideHash(f, side) % n;
+      const i = n === 1 ? 0 : clientSideHash(f, both ? !dstIsIn(f, this.vips4, this.vips6) : side) % n;
       const e = this.engines[i];
       if (!e.rxPush(port, f)) {
         if (f.length > e.maxFrame) this.stats.rxTooBig++;
@@ -94,7 +105,10 @@ export class EnginePool {
   private async drainLoop(e: Engine): Promise<void> {
     const words = e.controlWords;
     const bellIndex = L.CB_TX_BELL / 4;
-    const tx = (x: RingEntry): void => this.out.tx(x.port, x.frame);
+    const tx = (x: RingEntry): void => {
+      this.out.tx(x.port, x.frame);
+      if (x.reason) this.out.mirror?.(x.reason - 1, x.frame); // the copy a mirror hop asked for
+    };
     const punt = (x: RingEntry): void => this.out.punt(x.port, x.reason, x.frame);
     const event = this.out.event && ((r: Uint8Array): void => this.out.event!(e, r));
     while (!this.stopped) {

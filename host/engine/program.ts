@@ -2,7 +2,7 @@
 // flow-rule records and one Maglev table per service. The engine then derives its service index from them
 // (prepareConfig) and the host flips the generation; a batch in flight keeps the copy it started on.
 import * as L from "../../assembly/layout.js";
-import type { Config, FlowRule, Service } from "../config/schema.js";
+import type { ChainDevice, Config, FlowRule, Service } from "../config/schema.js";
 import type { RegionPlan } from "./memory-plan.js";
 import { buildMaglev } from "./maglev.js";
 import { SlotBook } from "./slots.js";
@@ -174,6 +174,83 @@ export function writeConfigCopy(
     u8.set(s.vip.bytes, r + L.SVC_VIP);
     const table = tables.get(s.name)!;
     new Uint8Array(mem, base + tableAt, table.length * 2).set(new Uint8Array(table.buffer, table.byteOffset, table.length * 2));
+    const chain = s.chain === undefined ? -1 : config.chains.findIndex((c) => c.name === s.chain);
+    if (chain >= 0 && s.mode === "nat") dv.setUint8(r + L.SVC_CHAIN, chain + 1);
   }
+  writeChains(u8, dv, cl, config, abs);
+  writeAcls(u8, dv, cl, config, slots, abs);
   return base;
+}
+
+/** Every chain device once, in the order chains, hops, devices then alternates name them: its index in the engine. */
+export function chainDevices(config: Config): ChainDevice[] {
+  const out: ChainDevice[] = [];
+  const seen = new Set<string>();
+  for (const c of config.chains) for (const h of c.hops) for (const d of [...h.devices, ...h.alternates]) {
+    if (seen.has(d.name) || out.length >= L.MAX_DEVICES) continue;
+    seen.add(d.name);
+    out.push(d);
+  }
+  return out;
+}
+
+function writeChains(u8: Uint8Array, dv: DataView, cl: RegionPlan["configLayout"], config: Config, abs: (off: number) => number): void {
+  dv.setUint32(L.CFG_CHAINS, abs(cl.chains), true);
+  dv.setUint32(L.CFG_DEVICES, abs(cl.devices), true);
+  const devs = chainDevices(config);
+  const index = new Map(devs.map((d, i) => [d.name, i]));
+  devs.forEach((d, i) => {
+    const r = cl.devices + i * L.DEV_SIZE;
+    const up = d.mac !== undefined && d.up !== false; // no MAC yet: nowhere to send
+    dv.setUint8(r + L.DEV_FLAGS, L.DEVF_PRESENT | (up ? L.DEVF_UP : 0));
+    dv.setUint8(r + L.DEV_PORT, d.port);
+    if (d.mac) u8.set(d.mac, r + L.DEV_MAC);
+  });
+  config.chains.slice(0, L.MAX_CHAINS).forEach((c, ci) => {
+    const r = cl.chains + ci * L.CH_SIZE;
+    const hops = c.hops.slice(0, L.MAX_HOPS);
+    dv.setUint8(r + L.CH_HOPS, hops.length);
+    hops.forEach((h, hi) => {
+      const hr = r + L.CH_HOP + hi * L.HOP_SIZE;
+      const list = [...h.devices, ...h.alternates].slice(0, L.MAX_HOP_DEVICES);
+      dv.setUint8(hr + L.HOP_KIND, h.kind === "mirror" ? L.HOPK_MIRROR : L.HOPK_INLINE);
+      dv.setUint8(hr + L.HOP_ACTIVE, Math.min(h.devices.length, list.length));
+      dv.setUint8(hr + L.HOP_COUNT, list.length);
+      list.forEach((d, k) => dv.setUint8(hr + L.HOP_DEV + k, index.get(d.name) ?? 0xff));
+    });
+  });
+}
+
+function writeAcls(u8: Uint8Array, dv: DataView, cl: RegionPlan["configLayout"], config: Config, slots: Slots, abs: (off: number) => number): void {
+  if (!config.acls.length) return; // CFG_ACL_TABLES 0: nothing judged
+  dv.setUint32(L.CFG_ACL_TABLES, abs(cl.aclTables), true);
+  dv.setUint32(L.CFG_ACL_RULES, abs(cl.aclRules), true);
+  dv.setUint32(L.CFG_ACL_MAP, abs(cl.aclMap), true);
+  let next = 0;
+  config.acls.slice(0, L.MAX_ACL_TABLES).forEach((t, ti) => {
+    const r = cl.aclTables + ti * L.ACLT_SIZE;
+    const rules = t.rules.slice(0, L.MAX_ACL_RULES - next);
+    dv.setUint16(r + L.ACLT_FIRST, next, true);
+    dv.setUint16(r + L.ACLT_COUNT, rules.length, true);
+    dv.setUint8(r + L.ACLT_DENY, t.deny ? 1 : 0);
+    for (const rule of rules) {
+      const rr = cl.aclRules + next++ * L.ACLR_SIZE;
+      dv.setUint8(rr + L.ACLR_FAMILY, rule.family);
+      dv.setUint8(rr + L.ACLR_PROTO, rule.protocol);
+      dv.setUint8(rr + L.ACLR_DENY, rule.deny ? 1 : 0);
+      dv.setUint16(rr + L.ACLR_SPORT_LO, rule.sourcePorts[0], true);
+      dv.setUint16(rr + L.ACLR_SPORT_HI, rule.sourcePorts[1], true);
+      dv.setUint16(rr + L.ACLR_DPORT_LO, rule.destinationPorts[0], true);
+      dv.setUint16(rr + L.ACLR_DPORT_HI, rule.destinationPorts[1], true);
+      if (rule.source) {
+        dv.setUint8(rr + L.ACLR_PREFIX_LEN, rule.source.length);
+        u8.set(rule.source.bytes, rr + L.ACLR_SOURCE);
+      }
+    }
+    if (t.service === undefined) dv.setUint8(cl.ports + t.port * L.PORT_SIZE + L.PORT_ACL, ti + 1);
+    else {
+      const slot = slots.services.slot(t.service);
+      if (slot !== undefined) dv.setUint8(cl.aclMap + slot * L.MAX_PORTS + t.port, ti + 1);
+    }
+  });
 }

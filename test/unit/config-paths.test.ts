@@ -61,7 +61,7 @@ function fullConfig(): ConfigInput {
     services: [
       {
         name: "web", vip: "10.0.0.100", protocol: "tcp", port: 80, mode: "nat", targetPort: 8080,
-        backends: ["s1", { name: "s2", weight: 3 }], onBackendDown: "reset", arp: false,
+        backends: ["s1", { name: "s2", weight: 3 }], onBackendDown: "reset", arp: false, chain: "fw-ids",
       },
       {
         name: "dns", vip: "2001:db8::53", protocol: "udp", port: 53, mode: "tunnel", backends: ["s1", "s1v6"],
@@ -101,6 +101,17 @@ function fullConfig(): ConfigInput {
       links: [{ name: "direct", local: "192.168.255.1", peer: "192.168.255.2", port: 7789 }, { name: "backup", local: "2001:db8:ff::a", peer: "2001:db8:ff::b" }],
       garp: { count: 5, intervalMs: 50 },
     },
+    chains: [{
+      name: "fw-ids",
+      hops: [
+        { name: "firewall", kind: "inline", devices: [{ name: "fw1", port: "server", address: "10.0.2.31" }, { name: "fw3", port: "server", mac: "02:00:00:00:02:34" }], alternates: [{ name: "fw2", port: "server", mac: "02:00:00:00:02:32" }, { name: "fw4", port: "server", address: "10.0.2.35" }] },
+        { name: "ids", kind: "mirror", devices: [{ name: "ids1", port: "server", mac: "02:00:00:00:02:33" }] },
+      ],
+    }],
+    acls: [{
+      name: "client-in", port: "client", service: "web", default: "deny",
+      rules: [{ name: "ok", action: "allow", protocol: "tcp", source: "198.51.100.0/24", sourcePorts: "1024-65535", destinationPorts: "80" }],
+    }],
   };
 }
 
@@ -379,8 +390,8 @@ test("set: bad words and values are refused at the right word with the expected 
   const c = labConfig([svc("dsr")]);
   const before = structuredClone(c);
   const cases: [string[], number, string][] = [
-    [["services", "web", "vipp", "10.0.0.1"], 2, 'unknown word "vipp": expected one of vip, protocol, port, mode, target-port, backends, on-backend-down, arp, tunnel'],
-    [["servicez"], 0, 'unknown word "servicez": expected one of system, management, ports, dataplane, backends, services, flow-rules, telemetry, snmp, discovery, ha'],
+    [["services", "web", "vipp", "10.0.0.1"], 2, 'unknown word "vipp": expected one of vip, protocol, port, mode, target-port, backends, on-backend-down, arp, chain, tunnel'],
+    [["servicez"], 0, 'unknown word "servicez": expected one of system, management, ports, dataplane, backends, services, flow-rules, telemetry, snmp, discovery, ha, chains, acls'],
     [["services", "web", "port", "70000"], 3, 'bad value "70000" for port: expected a whole number from 0 to 65535'],
     [["services", "web", "port", "8o"], 3, 'bad value "8o" for port: expected a whole number from 0 to 65535'],
     [["services", "web", "vip"], 3, "missing value: expected an IPv4 or IPv6 address"],
@@ -400,7 +411,7 @@ test("set: bad words and values are refused at the right word with the expected 
     [["system", "timezone", "europe/paris"], 2, 'bad value "europe/paris" for timezone: expected an IANA time zone name such as UTC or Europe/Paris'],
     [["system", "ntp", "bad..host"], 2, 'bad value "bad..host" for ntp: expected an IPv4 or IPv6 address or a host name'],
     [["system", "users", "alice", "class", "root"], 4, 'bad value "root" for class: expected one of admin, operator'],
-    [[], 0, "missing word: expected one of system, management, ports, dataplane, backends, services, flow-rules, telemetry, snmp, discovery, ha"],
+    [[], 0, "missing word: expected one of system, management, ports, dataplane, backends, services, flow-rules, telemetry, snmp, discovery, ha, chains, acls"],
   ];
   for (const [words, word, message] of cases) {
     assert.deepEqual(setPath(c, words), { ok: false, word, message }, words.join(" "));
@@ -410,7 +421,7 @@ test("set: bad words and values are refused at the right word with the expected 
   assert.ok(!pw.ok && pw.word === 4 && pw.message.startsWith("bad value for password-hash: expected a password hash scrypt$"), JSON.stringify(pw));
   assert.ok(!pw.ok && !pw.message.includes("hunter2"), "a plain password is never echoed");
   assert.deepEqual(c, before);
-  assert.deepEqual(checkPath(["services", "web", "vipp"]), { ok: false, word: 2, message: 'unknown word "vipp": expected one of vip, protocol, port, mode, target-port, backends, on-backend-down, arp, tunnel' });
+  assert.deepEqual(checkPath(["services", "web", "vipp"]), { ok: false, word: 2, message: 'unknown word "vipp": expected one of vip, protocol, port, mode, target-port, backends, on-backend-down, arp, chain, tunnel' });
   assert.deepEqual(checkPath(["services", "web"]), { ok: true });
 });
 
@@ -455,7 +466,7 @@ test("delete: what is not there is refused with what is, changing nothing", () =
   assert.deepEqual(deletePath(c, ["services", "web", "port", "81"]), { ok: false, word: 3, message: "no such value: expected the current value, 80" });
   assert.deepEqual(deletePath(c, ["system", "ntp", "192.0.2.9"]), { ok: false, word: 2, message: "no such value: expected one of 192.0.2.123, pool.ntp.org" });
   assert.deepEqual(deletePath(c, ["services", "web", "vipp"]).ok, false);
-  assert.deepEqual(deletePath(c, []), { ok: false, word: 0, message: "missing word: expected one of system, management, ports, dataplane, backends, services, flow-rules, telemetry, snmp, discovery, ha" });
+  assert.deepEqual(deletePath(c, []), { ok: false, word: 0, message: "missing word: expected one of system, management, ports, dataplane, backends, services, flow-rules, telemetry, snmp, discovery, ha, chains, acls" });
   assert.deepEqual(c, before);
 });
 
@@ -465,7 +476,7 @@ const words = (list: { word: string }[]): string[] => list.map((c) => c.word);
 
 test("completions: top level, filtered by the partial word, with help", () => {
   const c = labConfig([svc("dsr")]);
-  assert.deepEqual(words(completions(c, [], "")), ["system", "management", "ports", "dataplane", "backends", "services", "flow-rules", "telemetry", "snmp", "discovery", "ha"]);
+  assert.deepEqual(words(completions(c, [], "")), ["system", "management", "ports", "dataplane", "backends", "services", "flow-rules", "telemetry", "snmp", "discovery", "ha", "chains", "acls"]);
   assert.deepEqual(words(completions(c, [], "s")), ["system", "services", "snmp"]);
   assert.ok(completions(c, [], "").every((x) => x.help.length > 0));
 });
