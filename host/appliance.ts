@@ -17,7 +17,7 @@ import { EnginePool } from "./engine/pool.js";
 import { readFlows, countFlowsByBackend, subtractCounters, type CounterSnapshot, type FlowFilter, type FlowRow } from "./engine/index.js";
 import { Neighbors, type NeighborSource } from "./net/neighbors.js";
 import { Responder } from "./net/responder.js";
-import { formatMac, parseIP, parseMac } from "./net/frame.js";
+import { formatMac, parseIP, parseMac, ethernet, ipv4, icmpv4, ETHERTYPE_IPV4 } from "./net/frame.js";
 import { HealthMonitor, type CheckSpec } from "./health/index.js";
 import { BoxEvents, FLOW_TABLE_HIGH_PERCENT, type BoxView } from "./observe.js";
 import { VERSION } from "./version.js";
@@ -114,6 +114,8 @@ export class Appliance {
   private haElection?: HaStats;
   private haStatsTimer?: NodeJS.Timeout;
   private haMaintenance = false;
+  private probeSeq = 0;
+  private readonly probes = new Map<number, { port: number; mac: string; done: () => void }>();
   /** Applies a configuration adopted from the peer (the console's session saves it to flash); default: applied and kept in the state dir. */
   configAdopter?: (input: ConfigInput) => Promise<{ ok: true } | { ok: false; message: string }>;
   private readonly health: HealthMonitor;
@@ -206,6 +208,7 @@ export class Appliance {
       mirror: (device, frame) => this.mirrorTo(device, frame),
       tx: (port, frame) => this.sendOn(port, frame),
       punt: (port, reason, frame) => {
+        if (reason === L.PUNT_ICMP_VIP && this.probeReturned(port, frame)) return;
         if (reason === L.PUNT_DISCOVERY) {
           this.registry?.handle(frame.slice());
           this.supervisorHost?.hearFrame(frame.slice());
@@ -269,6 +272,64 @@ export class Appliance {
       ...(this.chainMonitor.downReason(d.name) && { reason: this.chainMonitor.downReason(d.name) }),
       sent: k.devices[d.name]?.sent ?? 0, returned: k.devices[d.name]?.returned ?? 0,
     }))));
+  }
+
+  /**
+   * `request service validate NAME`: a handshake through every hop of the service's chain. To
+   * each inline device (alternates too) the appliance sends an ICMP echo from the device's port
+   * to the VIP, as a client's packet would reach it; a device that passes packets sends it back,
+   * and it is caught here before the ping answerer. Mirror devices only get copies: whether their
+   * MAC is known is all that can be said.
+   */
+  async validateService(name: string, timeoutMs = 1000): Promise<{ hop: string; kind: string; device: string; result: string; ms?: number }[] | string> {
+    const eff = this.effective();
+    const s = eff.services.find((x) => x.name === name);
+    if (!s) return `no service ${name} (services: ${eff.services.map((x) => x.name).join(", ") || "none"})`;
+    if (!s.chain) return `service ${name} has no chain: nothing to validate`;
+    const chain = eff.chains.find((c) => c.name === s.chain);
+    if (!chain) return `service ${name} names chain ${s.chain}, which does not exist`;
+    if (s.vip.family !== 4) return "validation probes are IPv4 only for now";
+    const out: { hop: string; kind: string; device: string; result: string; ms?: number }[] = [];
+    for (const h of chain.hops) {
+      for (const d of [...h.devices, ...h.alternates]) {
+        const port = eff.ports[d.port];
+        if (!d.mac) {
+          out.push({ hop: h.name, kind: h.kind, device: d.name, result: "MAC unknown (no ARP answer)" });
+          continue;
+        }
+        if (h.kind === "mirror") {
+          out.push({ hop: h.name, kind: h.kind, device: d.name, result: `copies go to ${formatMac(d.mac)}: a mirror sends nothing back to check` });
+          continue;
+        }
+        if (!port?.ipv4) {
+          out.push({ hop: h.name, kind: h.kind, device: d.name, result: `port ${port?.name} has no IPv4 address to probe from` });
+          continue;
+        }
+        const id = (this.probeSeq = (this.probeSeq + 1) & 0xffff);
+        const started = performance.now();
+        const back = new Promise<boolean>((resolve) => {
+          const t = setTimeout(() => resolve(false), timeoutMs);
+          this.probes.set(id, { port: d.port, mac: formatMac(d.mac!), done: () => { clearTimeout(t); resolve(true); } });
+        });
+        const echo = icmpv4({ type: 8, rest: (id << 16) | 1, payload: new TextEncoder().encode("flowswitch validate") });
+        this.board.ports[d.port]?.send([ethernet({ dst: formatMac(d.mac), src: formatMac(port.mac), etherType: ETHERTYPE_IPV4, payload: ipv4({ src: port.ipv4.text, dst: s.vip.text, protocol: 1, ttl: 64, payload: echo }) })]);
+        const ok = await back;
+        this.probes.delete(id);
+        out.push({ hop: h.name, kind: h.kind, device: d.name, result: ok ? "passed: the probe came back" : `no answer within ${timeoutMs} ms`, ...(ok && { ms: Math.round((performance.now() - started) * 10) / 10 }) });
+      }
+    }
+    return out;
+  }
+
+  /** A punted ping to a VIP that is a validation probe coming back from its device: taken here. */
+  private probeReturned(port: number, frame: Uint8Array): boolean {
+    if (!this.probes.size || frame.length < 42 || frame[12] !== 0x08 || frame[13] !== 0x00) return false;
+    const l4 = 14 + (frame[14] & 15) * 4;
+    if (frame[23] !== 1 || frame[l4] !== 8) return false;
+    const p = this.probes.get((frame[l4 + 4] << 8) | frame[l4 + 5]);
+    if (!p || p.port !== port || formatMac(frame.subarray(6, 12)) !== p.mac) return false;
+    p.done();
+    return true;
   }
 
   /** `show acls`: every table's rules with the new flows each decided. */
@@ -778,6 +839,7 @@ export class Appliance {
         };
       },
       supervisor: () => box.supervisorHost?.supervisor?.stats(),
+      chains: () => box.chainView(),
       pair: () => {
         if (!box.config.ha) return undefined;
         const e = box.haElection;

@@ -124,6 +124,7 @@ export function consoleHost(box: Appliance, session: ConfigSession, reboot: () =
     ha: () => box.haStatus(),
     chains: () => box.chainView(),
     acls: () => box.aclView(),
+    validateService: (name) => box.validateService(name),
     holdStandby: (on) => box.holdStandby(on),
     ...(software ? { software } : {}),
   };

@@ -4,7 +4,7 @@
 import type { CounterSnapshot } from "./engine/index.js";
 import type { RejectReason } from "./discovery/registry.js";
 import type { SupervisorStats } from "./discovery/supervisor.js";
-import type { ChainDeviceChange } from "./chains.js";
+import type { ChainDeviceChange, ChainDeviceView } from "./chains.js";
 
 export interface PortView {
   index: number;
@@ -120,6 +120,8 @@ export interface BoxView {
   supervisor?(): SupervisorStats | undefined;
   /** The redundant pair in brief; undefined without an ha section. */
   pair?(): PairView | undefined;
+  /** Service chains: every device of every hop with its state and counters. */
+  chains?(): ChainDeviceView[];
   events: BoxEvents;
 }
 

@@ -21,6 +21,7 @@ nginx       nginx-light
 haproxy     haproxy
 keepalived  keepalived
 tc          iproute2
+nft         nftables
 socat       socat
 sz          lrzsz
 mosquitto   mosquitto

@@ -38,6 +38,8 @@ export interface ConsoleHost {
   chains?(): ChainDeviceView[];
   /** ACL tables with their counters. */
   acls?(): ReturnType<Appliance["aclView"]>;
+  /** `request service validate NAME`. */
+  validateService?(name: string): ReturnType<Appliance["validateService"]>;
   /** `request ha standby` (true) / `release` (false); false when there is no pair. */
   holdStandby?(on: boolean): boolean;
   /** The firmware slots; undefined when the box has none. */
@@ -370,6 +372,23 @@ export function operationalTree(host: ConsoleHost, io: ShellIO): Node<void> {
       request: {
         help: "Make system-level requests",
         children: {
+          service: {
+            help: "Service operations",
+            children: {
+              validate: {
+                help: "Send a probe through every hop of the service's chain and report each",
+                arg: { name: "service", help: "the service's name" },
+                run: async (p) => {
+                  const name = String(p.args[0] ?? "");
+                  if (!name) return io.print("error: name a service");
+                  const r = await host.validateService?.(name);
+                  if (r === undefined) return io.print("error: this console cannot validate services");
+                  if (typeof r === "string") return io.print(`error: ${r}`);
+                  await io.print(table(["Hop", "Kind", "Device", "Result", "ms"], r.map((x) => [x.hop, x.kind, x.device, x.result, x.ms === undefined ? "-" : String(x.ms)])));
+                },
+              },
+            },
+          },
           ha: {
             help: "The redundant pair",
             children: {

@@ -17,6 +17,11 @@
 
 import { UNKNOWN_DIGEST, type HaState, type HeartbeatMsg } from "./protocol.js";
 
+/** After stepping down for a pre-empting peer, its dead time is this many times longer ... */
+const HANDOVER_GRACE = 3;
+/** ... for this long (ms): a node that pre-empted has just booted and is at its busiest. */
+const HANDOVER_GRACE_MS = 3000;
+
 export interface ElectionConfig {
   node: string;
   priority: number;
@@ -108,6 +113,8 @@ export class Election {
   private readonly links = new Map<string, LinkRecord>();
   private nextSendAt: number;
   private preemptSince: number | undefined;
+  /** When this node last stepped down for a pre-empting peer (its dead time is longer for a while). */
+  private handedOverAt: number | undefined;
   /** Both were active and this node stayed: when it last reannounced (again once the peer has left active). */
   private splitBrainAt: number | undefined;
   /** The peer was heard again after a silence: it may have been active and announced meanwhile. */
@@ -161,9 +168,15 @@ export class Election {
     return { ...rest, alive: this.peerAlive(now), links: Object.fromEntries([...this.links].map(([n, l]) => [n, viewOf(l)])) };
   }
 
-  /** How long the peer may be silent on every link before it is dead: deadCount x its advertised interval. */
-  deadIntervalMs(): number {
-    return this.cfg.deadCount * (this.peerRec?.intervalMs ?? this.cfg.intervalMs);
+  /**
+   * How long the peer may be silent on every link before it is dead: deadCount x its advertised
+   * interval; HANDOVER_GRACE times that while a peer that has just pre-empted settles in (it
+   * booted moments ago: its process is at its busiest, and a false takeover now would be a split
+   * brain against a node that is in fact fine).
+   */
+  deadIntervalMs(now?: number): number {
+    const base = this.cfg.deadCount * (this.peerRec?.intervalMs ?? this.cfg.intervalMs);
+    return now !== undefined && this.handedOverAt !== undefined && now - this.handedOverAt < HANDOVER_GRACE_MS ? base * HANDOVER_GRACE : base;
   }
 
   // ---- inputs ------------------------------------------------------------------------------
@@ -295,7 +308,7 @@ export class Election {
     const later = (x: number): void => {
       if (x > now && x < t) t = x;
     };
-    const dead = this.deadIntervalMs();
+    const dead = this.deadIntervalMs(now);
     later(this.startedAt + this.listenMs());
     later((this.peerRec?.lastHeardAt ?? this.startedAt) + dead);
     for (const l of this.links.values()) if (l.up && l.lastHeardAt !== undefined) later(l.lastHeardAt + dead);
@@ -324,7 +337,7 @@ export class Election {
   }
 
   private timers(now: number): void {
-    const dead = this.deadIntervalMs();
+    const dead = this.deadIntervalMs(now);
     let changed = false;
     for (const l of this.links.values()) {
       if (l.up && l.lastHeardAt !== undefined && now - l.lastHeardAt >= dead) {
@@ -347,11 +360,11 @@ export class Election {
   }
 
   private peerAlive(now: number): boolean {
-    return this.peerRec !== undefined && this.silentFor(now) < this.deadIntervalMs();
+    return this.peerRec !== undefined && this.silentFor(now) < this.deadIntervalMs(now);
   }
 
   private peerDead(now: number): boolean {
-    return this.silentFor(now) >= this.deadIntervalMs();
+    return this.silentFor(now) >= this.deadIntervalMs(now);
   }
 
   private decide(now: number): Decision | undefined {
@@ -447,6 +460,7 @@ export class Election {
 
   private go(d: Decision, now: number): void {
     const from = this.st;
+    if (d.count === "preempted") this.handedOverAt = now;
     this.st = d.to;
     this.since = now;
     if (d.to !== "standby") this.preemptSince = undefined;

@@ -2,6 +2,8 @@
 // documents. Built only when it is about to be sent (never while the broker is away).
 import type { BackendView, BoxView, DiscoveryView, EngineView, FlowTableView, HaState, PairView, PortView, ServiceView } from "../observe.js";
 import type { SupervisorStats } from "../discovery/supervisor.js";
+import type { ChainDeviceView } from "../chains.js";
+import type { CounterSnapshot } from "../engine/counters.js";
 
 export interface MetricsPayload {
   /** When the snapshot was taken, in milliseconds since the Unix epoch. */
@@ -24,6 +26,10 @@ export interface MetricsPayload {
   supervisor?: SupervisorStats;
   /** The redundant pair. Absent without an ha section. */
   pair?: PairView;
+  /** Service chains: per hop packets and bytes to it and back, per device state. Absent without chains. */
+  chains?: { hops: CounterSnapshot["chains"]; devices: ChainDeviceView[] };
+  /** ACL tables: new flows per rule and default. Absent without ACLs. */
+  acls?: CounterSnapshot["acls"];
   /** The publisher itself: events dropped because the buffer was full while disconnected. */
   telemetry: { eventsDropped: number; eventsQueued: number };
 }
@@ -49,6 +55,8 @@ export function metricsOf(view: BoxView, site: string, telemetry: MetricsPayload
     ...(discovery && { discovery }),
     ...(supervisor && { supervisor }),
     ...(pair && { pair }),
+    ...(c.chains && Object.keys(c.chains).length && { chains: { hops: c.chains, devices: view.chains?.() ?? [] } }),
+    ...(c.acls && Object.keys(c.acls).length && { acls: c.acls }),
     telemetry,
   };
 }

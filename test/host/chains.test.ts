@@ -13,6 +13,7 @@ import type { ConfigInput } from "../../host/config/schema.js";
 import { tcp4Frame, parseMac, formatMac, SYN, ACK } from "../../host/net/frame.js";
 import { SimSwitch } from "../lib/sim-switch.js";
 import { Wire } from "../lib/sim-wire.js";
+import { metricsOf } from "../../host/telemetry/metrics.js";
 import { SERVERS, ROUTER_MAC, CLIENT_PORT_MAC, SERVER_PORT_MAC, VIP, CLIENT, backends } from "../lib/lab-config.js";
 
 const CHAIN_MAC = "02:00:00:00:04:01";
@@ -109,4 +110,20 @@ test("chains: a firewall that stops returning packets is taken out within second
   assert.match(text, /fw1 down, fw2 up, ids1 up/);
   const c = box.view().counters();
   assert.ok(c.chains["fw-ids"].firewall.toPackets > c.chains["fw-ids"].firewall.fromPackets, "sent more than came back");
+});
+
+test("chains: request service validate sends a probe through every hop and says which device passed it", async () => {
+  const r = await box.validateService("web", 500);
+  assert.ok(Array.isArray(r), String(r));
+  const by = Object.fromEntries((r as { device: string; result: string }[]).map((x) => [x.device, x.result]));
+  assert.match(by.fw1, /no answer within 500 ms/, "fw1 passes nothing any more");
+  assert.match(by.fw2, /passed: the probe came back/);
+  assert.match(by.ids1, /copies go to 02:00:00:00:04:21/);
+  assert.equal(await box.validateService("nope"), "no service nope (services: web)");
+  const shown = box.aclView();
+  assert.deepEqual(shown, [], "no ACL tables in this configuration");
+  const m = metricsOf(box.view(), "lab", { eventsDropped: 0, eventsQueued: 0 });
+  assert.ok((m.chains?.hops["fw-ids"].firewall.toPackets ?? 0) > 0, "MQTT metrics carry the chains");
+  assert.deepEqual(m.chains?.devices.map((d) => [d.device, d.state]), [["fw1", "down"], ["fw2", "up"], ["ids1", "up"]]);
+  assert.equal(m.acls, undefined);
 });

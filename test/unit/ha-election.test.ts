@@ -319,6 +319,26 @@ describe("ha election: preemption", () => {
     assert.equal(b.election.counters.preempted, 1);
   });
 
+  it("for 3 s after handing over, the node that stepped down waits 3 dead intervals before taking over; after that, one", () => {
+    const { sim, a, b } = returning();
+    a.handle(a.election.setReady(true, sim.t));
+    sim.runUntil(() => a.state === "active", 100);
+    sim.run(500);
+    a.alive = false; // stalls right after pre-empting (a busy boot), or dies
+    const last = b.election.peer(sim.t)!.lastHeardAt;
+    sim.runUntil(() => b.state === "active", 2000);
+    const took = b.changes().at(-1)!.at - last;
+    assert.ok(took >= 3 * DEAD && took <= 3 * DEAD + 3 * INTERVAL, `took over ${took} ms after the last heartbeat: a grace of 3 dead intervals (${3 * DEAD} ms) while the new active settles`);
+    // later, the ordinary dead interval again
+    a.alive = true;
+    sim.runUntil(() => a.state === "active" && b.state === "standby", 3000);
+    sim.run(4000);
+    a.alive = false;
+    const last2 = b.election.peer(sim.t)!.lastHeardAt;
+    sim.runUntil(() => b.state === "active", 2000);
+    assert.equal(b.changes().at(-1)!.at, last2 + DEAD);
+  });
+
   it("preempting is given up if the node stops being ready before the handover", () => {
     const { sim, a } = returning({ preemptDelayMs: 100 });
     a.handle(a.election.setReady(true, sim.t));

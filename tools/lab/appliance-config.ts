@@ -6,13 +6,16 @@
 // then the static pools may be empty (servers: []), so that every backend is an advertised one.
 // With an ha option it is one node's config of the redundant pair (`up --pair`): the shared parts
 // are the same for both nodes, and the node's own (hostname, management address, port MACs, ha)
-// differ.
+// differ. With the chain option it also has the chain lab's parts (`up --chain`): the third data
+// port `chain`, the chain fw-ids (an inline firewall fw1 with its alternate fw2, then a mirror to
+// the IDS), a fifth service at CHAIN.vip (NAT, port 80 to 8081) through that chain, and an ACL on
+// the front port that denies the denied client's TCP to it.
 //
 // The shape is the project's config format (host/config/schema.ts) including the fields the Linux
 // board brings (management, port device/gateway/gateway6, dataplane.engines, backend check, backend
 // mac optional); it is declared here rather than taken from ConfigInput so that the lab states
 // exactly what it writes.
-import { APPLIANCE, HA_LINK, HTTP_PORT, PAIR, PROBE_PORT, ROUTER, SERVERS, VIPS, type PairNodeName, type ServerName } from "./topology.js";
+import { APPLIANCE, CHAIN, HA_LINK, HTTP_PORT, PAIR, PROBE_PORT, ROUTER, SERVERS, VIPS, chainDevice, type PairNodeName, type ServerName } from "./topology.js";
 
 export type BackendState = "active" | "draining" | "down";
 
@@ -44,7 +47,42 @@ export interface LabServiceConfig {
   protocol: "tcp" | "udp";
   port: number;
   mode: "dsr" | "nat";
+  /** NAT: the servers' port (port translation); default the service's port. */
+  targetPort?: number;
   backends: string[];
+  /** The service chain its packets pass (by name). */
+  chain?: string;
+}
+
+/** A chain device: by address (resolved by ARP on its port, which needs an ipv4 there) or by MAC. */
+export type LabChainDevice = { name: string; port: string; address: string } | { name: string; port: string; mac: string };
+
+export interface LabChainHop {
+  name: string;
+  /** inline: every packet goes through the device and comes back; mirror: the device gets a copy. */
+  kind: "inline" | "mirror";
+  devices: LabChainDevice[];
+  alternates?: LabChainDevice[];
+}
+
+export interface LabChainConfig {
+  name: string;
+  hops: LabChainHop[];
+}
+
+export interface LabAclRule {
+  name: string;
+  action: "allow" | "deny";
+  protocol?: "tcp" | "udp";
+  source?: string;
+}
+
+export interface LabAclConfig {
+  name: string;
+  port: string;
+  service?: string;
+  default: "allow" | "deny";
+  rules: LabAclRule[];
 }
 
 /** host/config/schema.ts DiscoveryInput, as the lab writes it: the servers are on `back`. */
@@ -91,6 +129,8 @@ export interface LabApplianceConfig {
   dataplane: { noVip: "drop"; engines: number };
   backends: LabBackendConfig[];
   services: LabServiceConfig[];
+  chains?: LabChainConfig[];
+  acls?: LabAclConfig[];
   discovery?: LabDiscoveryConfig;
   ha?: LabHaConfig;
 }
@@ -99,6 +139,10 @@ export interface ApplianceConfigOptions {
   /** MAC addresses of fsl-app's front and back interfaces (the Linux board sends with them). */
   frontMac: string;
   backMac: string;
+  /** MAC of fsl-app's chain interface: needed with `chain`. */
+  chainMac?: string;
+  /** The chain lab's parts (see the top of this file; `up --chain` must have made the segment). Default false. */
+  chain?: boolean;
   /** Servers in the pools (default: all three). The benchmark uses ["s1"]; none ([]) needs discovery. */
   servers?: readonly ServerName[];
   /** Backend state per server, for both of its backends (IPv4 and IPv6); default active. */
@@ -139,6 +183,7 @@ export function applianceConfig(o: ApplianceConfigOptions): LabApplianceConfig {
     ports: [
       { name: "front", device: "front", mac: o.frontMac, mtu: 1500, ipv4: APPLIANCE.front.ipv4, ipv6: APPLIANCE.front.ipv6, gateway: ROUTER.app.ipv4, gateway6: ROUTER.app.ipv6 },
       { name: "back", device: "back", mac: o.backMac, mtu: 1500, ipv4: APPLIANCE.back.ipv4, ipv6: APPLIANCE.back.ipv6 },
+      ...(o.chain ? [{ name: "chain", device: "chain", mac: chainMac(o), mtu: 1500, ipv4: CHAIN.appliance }] : []),
     ],
     dataplane: { noVip: "drop", engines: o.engines ?? 1 },
     backends,
@@ -148,7 +193,9 @@ export function applianceConfig(o: ApplianceConfigOptions): LabApplianceConfig {
       service("web6-dsr", VIPS.dsr6, "dsr", v6),
       service("web6-nat", VIPS.nat6, "nat", v6),
       ...(o.udpProbe ? [service("probe-dsr", VIPS.dsr4, "dsr", v4, "udp", PROBE_PORT), service("probe-nat", VIPS.nat4, "nat", v4, "udp", PROBE_PORT)] : []),
+      ...(o.chain ? [{ ...service(CHAIN_SERVICE, CHAIN.vip, "nat", v4), targetPort: CHAIN.targetPort, chain: CHAIN_NAME }] : []),
     ],
+    ...(o.chain ? { chains: [labChain()], acls: [labAcl()] } : {}),
     ...(o.discovery ? {
       discovery: {
         keys: o.discovery.keys.map((k) => ({ ...k })),
@@ -157,6 +204,38 @@ export function applianceConfig(o: ApplianceConfigOptions): LabApplianceConfig {
       },
     } : {}),
     ...(o.ha ? { ha: haSection(o.ha) } : {}),
+  };
+}
+
+/** The chain lab's names: the chained service, its chain, the ACL on front and its deny rule. */
+export const CHAIN_SERVICE = "web-chain";
+export const CHAIN_NAME = "fw-ids";
+export const CHAIN_ACL = "front-in";
+export const CHAIN_ACL_DENY_RULE = "deny-8";
+
+function chainMac(o: ApplianceConfigOptions): string {
+  if (!o.chainMac) throw new Error("applianceConfig: chain needs chainMac (the MAC of fsl-app's chain interface)");
+  return o.chainMac;
+}
+
+const byAddress = (name: "fw1" | "fw2" | "ids1"): LabChainDevice => ({ name, port: "chain", address: chainDevice(name).ipv4 });
+
+/** fw-ids: the firewall fw1 inline (fw2 its alternate), then a copy to the IDS. */
+export function labChain(): LabChainConfig {
+  return {
+    name: CHAIN_NAME,
+    hops: [
+      { name: "firewall", kind: "inline", devices: [byAddress("fw1")], alternates: [byAddress("fw2")] },
+      { name: "ids", kind: "mirror", devices: [byAddress("ids1")] },
+    ],
+  };
+}
+
+/** front-in: on front, for the chained service, TCP from the denied client is dropped; the rest allowed. */
+export function labAcl(): LabAclConfig {
+  return {
+    name: CHAIN_ACL, port: "front", service: CHAIN_SERVICE, default: "allow",
+    rules: [{ name: CHAIN_ACL_DENY_RULE, action: "deny", protocol: "tcp", source: `${CHAIN.deniedClient}/32` }],
   };
 }
 

@@ -93,9 +93,15 @@ export async function interfaceMac(ns: string, dev: string): Promise<string> {
   return mac;
 }
 
-/** Writes appliance.json (atomically) for these options; front and back MACs are read from fsl-app. */
-export async function writeApplianceConfig(o: Omit<ApplianceConfigOptions, "frontMac" | "backMac"> = {}): Promise<LabApplianceConfig> {
-  const config = applianceConfig({ ...o, frontMac: await interfaceMac(APPLIANCE_NS, "front"), backMac: await interfaceMac(APPLIANCE_NS, "back") });
+/** The options a caller gives: the MACs are read from fsl-app. */
+export type LabConfigOptions = Omit<ApplianceConfigOptions, "frontMac" | "backMac" | "chainMac">;
+
+/** Writes appliance.json (atomically) for these options; front and back (and chain) MACs are read from fsl-app. */
+export async function writeApplianceConfig(o: LabConfigOptions = {}): Promise<LabApplianceConfig> {
+  const config = applianceConfig({
+    ...o, frontMac: await interfaceMac(APPLIANCE_NS, "front"), backMac: await interfaceMac(APPLIANCE_NS, "back"),
+    ...(o.chain ? { chainMac: await interfaceMac(APPLIANCE_NS, "chain") } : {}),
+  });
   ensureStateDir();
   writeFileAtomic(appliancePaths.config(), `${JSON.stringify(config, null, 2)}\n`);
   return config;
@@ -188,7 +194,7 @@ const RELOAD_ACK_MS = 3000;
  * (at most 3 s) for the appliance to log a line about the reload. A line saying "refused" is an
  * error; no line at all is taken as done (the appliance need not log).
  */
-export async function reloadAppliance(o: Omit<ApplianceConfigOptions, "frontMac" | "backMac"> = {}): Promise<LabApplianceConfig> {
+export async function reloadAppliance(o: LabConfigOptions = {}): Promise<LabApplianceConfig> {
   const config = await writeApplianceConfig(o);
   const pid = appliancePid();
   if (!pid) throw new ApplianceError("cannot reload the appliance: it is not running");

@@ -1,9 +1,10 @@
 // The lab: network namespaces with a client, a router, the appliance running the real Flowswitch
 // process on the Linux board, and three nginx servers (topology.ts), plus an optional fourth one
-// made on request, or a second appliance as a redundant pair (pair.ts). Its public face for the
+// made on request, or a second appliance as a redundant pair (pair.ts), or a service-chain segment
+// with two firewalls and an IDS (chain.ts). Its public face for the
 // end-to-end tests and benchmarks, and its command line:
 //
-//   npm run lab -- up [--no-appliance] [--keep-on-failure] [--extra s4] [--pair]
+//   npm run lab -- up [--no-appliance] [--keep-on-failure] [--extra s4] [--pair | --chain]
 //   npm run lab -- down
 //   npm run lab -- status [--json]
 import { realpathSync } from "node:fs";
@@ -18,7 +19,7 @@ export * from "./appliance-config.js";
 export {
   ApplianceError, appliancePaths, appliancePid, applianceLogTail, haReady, interfaceMac, readStatus, reloadAppliance, repoRoot,
   startAppliance, stopAppliance, waitForFreshStatus, waitForStatus, writeApplianceConfig, READY_TIMEOUT_MS,
-  type AppliancePaths, type ApplianceStatus, type DiscoveryStatus, type HealthState, type LabHaStatus,
+  type AppliancePaths, type ApplianceStatus, type LabConfigOptions, type DiscoveryStatus, type HealthState, type LabHaStatus,
 } from "./appliance.js";
 export {
   HA_KEY_ID, activeNode, cutHaLink, haKey, killNode, logSize, nodeError, nodePaths, nodePid, otherNode, pairConfig, pairSummary, readHeartbeats,
@@ -38,6 +39,10 @@ export {
   type LabAgentFlow, type LabAgentOptions,
 } from "./agent.js";
 export { readCapture, startCapture, type Capture } from "./capture.js";
+export {
+  FIREWALLS, FIREWALL_COUNTERS, IDS, counterDelta, firewallRuleset, killFirewall, readFirewallCounters, reviveFirewall,
+  type FirewallCounter, type FirewallCounters,
+} from "./chain.js";
 export { CommandError, nsRun, nsTry, ipIn, privilege, run, signal, sleep, spawnInNs, stateDir, statePath, stopPids, isAlive, tail } from "./exec.js";
 export { accessLogPath, bigFilePath, nginxPid, readAccessLog, startNginx, stopNginx, type AccessLogEntry } from "./nginx.js";
 export { curlText, down, namespacePids, status, statusText, up, type LabStatus, type UpOptions } from "./lab.js";
@@ -45,7 +50,7 @@ export { acquireLab, assertLabFree, labHolder, releaseLab } from "./lock.js";
 export { parseWrk, wrk, type WrkOptions, type WrkResult } from "./wrk.js";
 export { HAPROXY_VIP, haproxyConf, startHaproxy, stopHaproxy } from "./haproxy.js";
 
-const USAGE = `usage: npm run lab -- up [--no-appliance] [--keep-on-failure] [--extra s4] [--pair] [--force]
+const USAGE = `usage: npm run lab -- up [--no-appliance] [--keep-on-failure] [--extra s4] [--pair | --chain] [--force]
        npm run lab -- down [--force]
        npm run lab -- status [--json]
 
@@ -58,7 +63,11 @@ up      build the lab (tearing down what is left of an earlier one first), start
         --pair             a redundant pair: a second appliance in fsl-app2, an
                            HA link between them, the client-facing segment on a
                            bridge; starts node a (active) then node b (standby)
-down    stop every process in the lab and delete its namespaces (s4, fsl-app2 too)
+        --chain            the service-chain segment: fsl-app's port chain, the
+                           firewalls fsl-fw1, fsl-fw2 and the IDS fsl-ids, the
+                           chained service at 10.77.2.102 (80 -> 8081), its ACL
+down    stop every process in the lab and delete its namespaces (s4, fsl-app2,
+        the chain devices too)
 status  what exists: namespaces, interfaces, nginx, the appliance, status.json
 
 up and down refuse while a test run or the benchmark holds the lab (--force:
@@ -77,6 +86,7 @@ async function main(argv: string[]): Promise<number> {
         "keep-on-failure": { type: "boolean", default: false },
         extra: { type: "string", multiple: true, default: [] },
         pair: { type: "boolean", default: false },
+        chain: { type: "boolean", default: false },
         json: { type: "boolean", default: false },
         force: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
@@ -107,7 +117,7 @@ async function main(argv: string[]): Promise<number> {
         return 2;
       }
       if (!values.force) assertLabFree("build the lab");
-      await up({ appliance: !values["no-appliance"], keepOnFailure: values["keep-on-failure"], extraServers: extra as ExtraServerName[], pair: values.pair, log });
+      await up({ appliance: !values["no-appliance"], keepOnFailure: values["keep-on-failure"], extraServers: extra as ExtraServerName[], pair: values.pair, chain: values.chain, log });
       log("up");
       return 0;
     }

@@ -8,7 +8,12 @@
 //       others but in no static configuration. Asked for the pair, it also makes fsl-app2 and the HA
 //       link, puts the client-facing segment on a bridge, writes both nodes' configs and (unless told
 //       not to) starts node a, waits until it is active, then node b, and waits until it is a synced
-//       standby (pair.ts). Any failure tears the lab down again (unless keepOnFailure).
+//       standby (pair.ts). Asked for the chain, it also makes the service-chain segment: fsl-app's
+//       third data port `chain` on a bridge in fsl-rtr with two firewalls (fsl-fw1, fsl-fw2: one
+//       interface each, forwarding back to the appliance, nftables counters) and an IDS (fsl-ids),
+//       the denied client's second address in fsl-cli, nginx on the chained service's target port
+//       too, and a config with the chained service, the chain and the ACL (chain.ts).
+//       Any failure tears the lab down again (unless keepOnFailure).
 // down: stops the appliance (SIGTERM, SIGKILL after 3 s) and the pair's node b, the agents,
 //       keepalived and the probe's echoes, and every process left in a lab namespace, then deletes
 //       the namespaces, optional ones included (their veths and bridges go with them). Works on a
@@ -27,8 +32,9 @@ import { nginxPid, startNginx } from "./nginx.js";
 import { stopKeepalived } from "./keepalived.js";
 import { stopProbeServers } from "./probe.js";
 import { nodePaths, nodePid, readNodeStatus, startPair, stopNode, writePairConfig } from "./pair.js";
+import { FIREWALLS, IDS, chainDeviceIpLines, chainDeviceSysctls, loadFirewallRuleset } from "./chain.js";
 import {
-  ALL_NAMESPACES, ALL_SERVERS, APPLIANCE, APPLIANCE2_NS, APPLIANCE_NS, CLIENT, CLIENT_NS, DIRECT_PORT, EXTRA_SERVERS, EXTRA_SERVER_NAMES, FRONT_BRIDGE, HA_LINK, MTU,
+  ALL_NAMESPACES, ALL_SERVERS, APPLIANCE, APPLIANCE2_NS, CHAIN, CHAIN_DEVICES, APPLIANCE_NS, CLIENT, CLIENT_NS, DIRECT_PORT, EXTRA_SERVERS, EXTRA_SERVER_NAMES, FRONT_BRIDGE, HA_LINK, MTU,
   NAMESPACES, NAT_REPLY_TABLE, PAIR, ROUTER, ROUTER_NS, SERVERS, VIPS, urlHost, type ExtraServerName, type LabServer, type LabServerName, type PairNode,
 } from "./topology.js";
 
@@ -46,6 +52,12 @@ export interface UpOptions {
    * bridge; `appliance` then starts both nodes (a active, b a synced standby).
    */
   pair?: boolean;
+  /**
+   * The service-chain segment (default false; not with pair): fsl-app's `chain` port, the firewalls
+   * fsl-fw1 and fsl-fw2, the IDS fsl-ids, CHAIN.deniedClient on fsl-cli, nginx on CHAIN.targetPort
+   * too, and the chained service, chain and ACL in appliance.json.
+   */
+  chain?: boolean;
 }
 
 export async function up(o: UpOptions = {}): Promise<void> {
@@ -55,6 +67,8 @@ export async function up(o: UpOptions = {}): Promise<void> {
     if (!EXTRA_SERVER_NAMES.includes(x)) throw new Error(`lab up: no optional server named ${x} (there is ${EXTRA_SERVER_NAMES.join(", ")})`);
   }
   const servers = [...SERVERS, ...EXTRA_SERVERS.filter((s) => o.extraServers?.includes(s.name))];
+  const chain = o.chain ?? false;
+  if (chain && o.pair) throw new Error("lab up: the chain segment is for a single appliance (not with the pair)");
   await down({ log });
   try {
     ensureStateDir();
@@ -63,13 +77,15 @@ export async function up(o: UpOptions = {}): Promise<void> {
       await startHolder();
     }
     const pair = o.pair ?? false;
-    const extras = [...servers.slice(SERVERS.length).map((s) => s.name), ...(pair ? [APPLIANCE2_NS, "the HA link"] : [])];
+    const extras = [...servers.slice(SERVERS.length).map((s) => s.name), ...(pair ? [APPLIANCE2_NS, "the HA link"] : []), ...(chain ? ["the chain segment"] : [])];
     log(`namespaces, links, addresses, routes${extras.length ? ` (with ${extras.join(", ")})` : ""}`);
     await buildNetwork(servers, pair);
-    log("nginx in the servers");
-    for (const s of servers) await startNginx(s.name);
-    log(`checking the kernel paths (client -> servers, management -> servers${pair ? ", node a <-> node b on both HA links" : ""})`);
+    if (chain) await buildChain();
+    log(`nginx in the servers${chain ? ` (also on port ${CHAIN.targetPort})` : ""}`);
+    for (const s of servers) await startNginx(s.name, chain ? [CHAIN.targetPort] : []);
+    log(`checking the kernel paths (client -> servers, management -> servers${pair ? ", node a <-> node b on both HA links" : ""}${chain ? ", the chain devices to each other" : ""})`);
     await checkKernelPaths(servers, pair);
+    if (chain) await checkChainPaths();
     if (pair) {
       await writePairConfig();
       if (o.appliance ?? true) {
@@ -77,7 +93,7 @@ export async function up(o: UpOptions = {}): Promise<void> {
         await startPair();
       }
     } else {
-      await writeApplianceConfig();
+      await writeApplianceConfig({ chain });
       if (o.appliance ?? true) {
         log(`starting the appliance (log: ${appliancePaths.log()})`);
         await startAppliance();
@@ -221,6 +237,57 @@ async function buildNetwork(servers: readonly LabServer<LabServerName>[], pair: 
   ]);
 }
 
+/**
+ * The chain segment (after buildNetwork): a bridge in fsl-rtr, fsl-app's `chain` veth and one veth
+ * per chain device on it, the devices' addresses, routes, sysctls and (firewalls) nftables, and
+ * the denied client's second address on fsl-cli.
+ */
+async function buildChain(): Promise<void> {
+  for (const d of CHAIN_DEVICES) {
+    await run(["ip", "netns", "add", d.ns]);
+    await sysctl(d.ns, {
+      "net.ipv4.conf.all.rp_filter": 0, "net.ipv4.conf.default.rp_filter": 0,
+      // the segment carries IPv4 only: no router solicitations or MLD reports among the copies
+      "net.ipv6.conf.all.disable_ipv6": 1, "net.ipv6.conf.default.disable_ipv6": 1,
+    });
+  }
+  await ipBatch(ROUTER_NS, [
+    `link add ${CHAIN.bridge} type bridge stp_state 0 mcast_snooping 0`, `link set ${CHAIN.bridge} mtu ${MTU}`,
+    veth(CHAIN.routerPort, "chain", APPLIANCE_NS),
+    ...CHAIN_DEVICES.map((d) => veth(d.routerPort, "eth0", d.ns)),
+    ...[CHAIN.routerPort, ...CHAIN_DEVICES.map((d) => d.routerPort)].flatMap((p) => [`link set ${p} master ${CHAIN.bridge}`, `link set ${p} up`]),
+    `link set ${CHAIN.bridge} up`,
+  ]);
+  await sysctl(APPLIANCE_NS, { "net.ipv6.conf.chain.disable_ipv6": 1 });
+  await ipBatch(APPLIANCE_NS, ["link set chain up"]);
+  for (const d of CHAIN_DEVICES) {
+    await ipBatch(d.ns, chainDeviceIpLines(d));
+    await sysctl(d.ns, chainDeviceSysctls(d));
+  }
+  for (const f of FIREWALLS) await loadFirewallRuleset(f.name);
+  await ipBatch(CLIENT_NS, [`addr add ${CHAIN.deniedClient}/24 dev eth0`]);
+  const offload = async (ns: string, dev: string): Promise<void> => {
+    await run(["ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off"]);
+  };
+  await Promise.all([
+    offload(APPLIANCE_NS, "chain"),
+    ...[CHAIN.routerPort, ...CHAIN_DEVICES.map((d) => d.routerPort)].map((p) => offload(ROUTER_NS, p)),
+    ...CHAIN_DEVICES.map((d) => offload(d.ns, "eth0")),
+  ]);
+}
+
+/** The chain segment switches: each firewall reaches the IDS and the other firewall. */
+async function checkChainPaths(): Promise<void> {
+  const failed: string[] = [];
+  for (const f of FIREWALLS) {
+    for (const to of CHAIN_DEVICES.filter((d) => d !== f && (d === IDS || d.role === "firewall"))) {
+      const r = await tryRun(["ip", "netns", "exec", f.ns, "ping", "-c1", "-W2", "-n", "-q", to.ipv4]);
+      if (!r.ok) failed.push(`${f.ns} -> ${to.ns} (${to.ipv4}) across ${CHAIN.bridge} in ${ROUTER_NS}: ${r.error?.message ?? ""}`);
+    }
+  }
+  if (failed.length) throw new Error(`the chain segment does not work:\n${failed.map((f) => `  ${f}`).join("\n")}`);
+}
+
 /** curl in a namespace; returns the body, or throws naming the command and what came back. */
 export async function curlText(ns: string, url: string, extra: string[] = [], timeoutS = 3): Promise<string> {
   const { stdout } = await run(["ip", "netns", "exec", ns, "curl", "-sS", "--fail", "--max-time", String(timeoutS), ...extra, url], { timeoutMs: (timeoutS + 5) * 1000 });
@@ -346,12 +413,16 @@ const EXPECTED_INTERFACES: Record<string, string[]> = {
 function expectedInterfaces(present: readonly string[]): Record<string, string[]> {
   const extras = EXTRA_SERVERS.filter((s) => present.includes(s.ns));
   const pair = present.includes(APPLIANCE2_NS);
+  const chain = CHAIN_DEVICES.filter((d) => present.includes(d.ns));
   const rp = PAIR.b.routerPorts;
   return {
     ...EXPECTED_INTERFACES,
-    [ROUTER_NS]: [...EXPECTED_INTERFACES[ROUTER_NS], ...extras.map((s) => s.routerPort), ...(pair ? [rp.front, rp.back, rp.mgmt, FRONT_BRIDGE] : [])],
+    [ROUTER_NS]: [...EXPECTED_INTERFACES[ROUTER_NS], ...extras.map((s) => s.routerPort), ...(pair ? [rp.front, rp.back, rp.mgmt, FRONT_BRIDGE] : []),
+      ...(chain.length ? [CHAIN.routerPort, ...chain.map((d) => d.routerPort), CHAIN.bridge] : [])],
     ...Object.fromEntries(extras.map((s) => [s.ns, ["eth0"]])),
     ...(pair ? { [APPLIANCE_NS]: [...EXPECTED_INTERFACES[APPLIANCE_NS], HA_LINK.dev], [APPLIANCE2_NS]: ["front", "back", "mgmt", HA_LINK.dev] } : {}),
+    ...(chain.length ? { [APPLIANCE_NS]: [...EXPECTED_INTERFACES[APPLIANCE_NS], "chain"] } : {}),
+    ...Object.fromEntries(chain.map((d) => [d.ns, ["eth0"]])),
   };
 }
 
@@ -394,7 +465,8 @@ export async function statusText(): Promise<string> {
   const expected = expectedInterfaces(Object.keys(s.namespaces).filter((n) => s.namespaces[n]));
   for (const ns of ALL_NAMESPACES) {
     if (!s.namespaces[ns]) {
-      lines.push(`  ${ns}: ${NAMESPACES.includes(ns) ? "missing" : `not made (optional: up ${ns === APPLIANCE2_NS ? "--pair" : "--extra"})`}`);
+      const option = ns === APPLIANCE2_NS ? "--pair" : CHAIN_DEVICES.some((d) => d.ns === ns) ? "--chain" : "--extra";
+      lines.push(`  ${ns}: ${NAMESPACES.includes(ns) ? "missing" : `not made (optional: up ${option})`}`);
       continue;
     }
     const want = expected[ns];

@@ -55,10 +55,62 @@ export function server<N extends LabServerName>(name: N): LabServer<N> {
 /** The redundant pair's second appliance: made only by `up --pair` (test/e2e/ha.test.ts, bench:failover). */
 export const APPLIANCE2_NS = "fsl-app2";
 
+/**
+ * The service-chain segment (`up --chain`, test/e2e/chains.test.ts): a bridge in fsl-rtr (no address
+ * of its own: it is a switch) joining the appliance's third data port `chain` (no kernel address:
+ * Flowswitch owns it and answers ARP for CHAIN.appliance) with two firewalls and an IDS, each a
+ * namespace with ONE interface on the segment. A firewall forwards what the appliance sends it back
+ * to the appliance on the same interface (routes to the client, VIP and server subnets via
+ * CHAIN.appliance) and counts it with nftables; the IDS only receives mirrored copies (no
+ * forwarding: the kernel drops them after tshark has seen them).
+ */
+export type ChainDeviceName = "fw1" | "fw2" | "ids1";
+
+export interface ChainDevice {
+  name: ChainDeviceName;
+  ns: string;
+  ipv4: string;
+  /** Its bridge port in fsl-rtr. */
+  routerPort: string;
+  /** A firewall forwards (and counts); the IDS only listens. */
+  role: "firewall" | "ids";
+}
+
+export const CHAIN = {
+  /** fsl-rtr's bridge for the chain segment. */
+  bridge: "brc",
+  prefix4: "10.77.4.0/24",
+  prefixLen: 24,
+  /** The appliance's `chain` port address (config only: Flowswitch answers ARP for it). */
+  appliance: "10.77.4.1",
+  /** fsl-rtr's end of fsl-app's chain veth. */
+  routerPort: "app-chain",
+  /** The chained service: its VIP on the front subnet, the client-facing port, the servers' port (port translation). */
+  vip: "10.77.2.102",
+  port: 80,
+  targetPort: 8081,
+  /** A second client address (secondary on fsl-cli's eth0) that the lab's ACL denies. */
+  deniedClient: "10.77.1.8",
+  /** The nftables table in each firewall (inet fsl): named counters `forward`, `to-vip`, `to-client`, `dead`. */
+  nftTable: "fsl",
+} as const;
+
+export const CHAIN_DEVICES: readonly ChainDevice[] = [
+  { name: "fw1", ns: "fsl-fw1", ipv4: "10.77.4.11", routerPort: "fw1", role: "firewall" },
+  { name: "fw2", ns: "fsl-fw2", ipv4: "10.77.4.12", routerPort: "fw2", role: "firewall" },
+  { name: "ids1", ns: "fsl-ids", ipv4: "10.77.4.21", routerPort: "ids1", role: "ids" },
+];
+
+export function chainDevice(name: ChainDeviceName): ChainDevice {
+  const d = CHAIN_DEVICES.find((x) => x.name === name);
+  if (!d) throw new Error(`no chain device named ${name}`);
+  return d;
+}
+
 /** The namespaces of the lab as the tests and the benchmark know it (without the optional servers). */
 export const NAMESPACES: readonly string[] = [CLIENT_NS, ROUTER_NS, APPLIANCE_NS, ...SERVERS.map((s) => s.ns)];
 /** Every namespace the lab may make: what `down` looks for. */
-export const ALL_NAMESPACES: readonly string[] = [...NAMESPACES, ...EXTRA_SERVERS.map((s) => s.ns), APPLIANCE2_NS];
+export const ALL_NAMESPACES: readonly string[] = [...NAMESPACES, ...EXTRA_SERVERS.map((s) => s.ns), APPLIANCE2_NS, ...CHAIN_DEVICES.map((d) => d.ns)];
 
 export const CLIENT = { ipv4: "10.77.1.2", ipv6: "fd77:1::2", prefix4: "10.77.1.0/24", prefix6: "fd77:1::/64" };
 
