@@ -12,7 +12,7 @@ import type { SnmpConfig } from "../config/schema.js";
 import type { BoxView } from "../observe.js";
 import { grantAccess } from "./access.js";
 import { flowswitchScalars, flowswitchTables } from "./flowswitch-mib.js";
-import { discoveryScalars, discoveryTables } from "./discovery-mib.js";
+import { discoveryScalars, discoveryTables, chainTables } from "./discovery-mib.js";
 import { ifScalars, ifTables } from "./if-mib.js";
 import { MibObjects } from "./objects.js";
 import { Notifier } from "./notify.js";
@@ -101,7 +101,7 @@ export async function startSnmpAgent(config: SnmpConfig, view: BoxView, log: (li
       ...systemScalars(view, { sysObjectID: oids.appliance, contact, location }), ...ifScalars(view),
       ...flowswitchScalars(view, oids, config.flowTableThreshold), ...discoveryScalars(view, oids),
     ],
-    [...ifTables(view), ...flowswitchTables(view, oids), ...discoveryTables(view, oids)],
+    [...ifTables(view), ...flowswitchTables(view, oids), ...discoveryTables(view, oids), ...chainTables(view, oids)],
     log,
   );
   objects.refresh();

@@ -4,6 +4,7 @@
 // tables are empty. Enumerations here are the MIB's; keep the two in step.
 import snmp from "net-snmp";
 import type { BoxView, DiscoveryView, EndSystemState, EndSystemView } from "../observe.js";
+import type { ChainDeviceView } from "../chains.js";
 import { REJECT_REASONS, type RejectReason } from "../discovery/registry.js";
 import type { AnyTable, ScalarDef, TableDef } from "./objects.js";
 import type { FlowswitchOids } from "./oids.js";
@@ -75,3 +76,26 @@ const NONE: DiscoveryView = {
   accepted: 0, ignored: 0, flowsRefused: 0, flowsWidened: 0, flowRules: 0, down: 0,
   rejected: Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>, rejectedBy: {}, endSystems: [],
 };
+
+/** FLOWSWITCH-MIB's flowswitchChains group: every device of every hop, its state and counters. */
+export function chainTables(view: BoxView, oids: FlowswitchOids): AnyTable[] {
+  const T = snmp.ObjectType;
+  const STATE = { up: 1, down: 2, unresolved: 3 } as const;
+  const devices: TableDef<ChainDeviceView> = {
+    name: "flowswitchChainDeviceTable",
+    oid: oids.chainDeviceEntry,
+    rows: () => view.chains?.() ?? [],
+    columns: [
+      { number: 1, name: "flowswitchChainDeviceIndex", type: T.Gauge, get: (_d, i) => i + 1 },
+      { number: 2, name: "flowswitchChainName", type: T.OctetString, get: (d) => display(d.chain, 64) },
+      { number: 3, name: "flowswitchChainHop", type: T.OctetString, get: (d) => display(d.hop, 64) },
+      { number: 4, name: "flowswitchChainHopKind", type: T.Integer, get: (d) => (d.kind === "mirror" ? 2 : 1) },
+      { number: 5, name: "flowswitchChainDevice", type: T.OctetString, get: (d) => display(d.device, 64) },
+      { number: 6, name: "flowswitchChainDeviceRole", type: T.Integer, get: (d) => (d.role === "alternate" ? 2 : 1) },
+      { number: 7, name: "flowswitchChainDeviceState", type: T.Integer, get: (d) => STATE[d.state] },
+      { number: 8, name: "flowswitchChainDeviceSent", type: T.Counter64, get: (d) => counter64(d.sent) },
+      { number: 9, name: "flowswitchChainDeviceReturned", type: T.Counter64, get: (d) => counter64(d.returned) },
+    ],
+  };
+  return [devices];
+}

@@ -28,6 +28,8 @@ export function flowswitchOids(enterprise: number) {
     discovery,
     discoveryRejectEntry: `${discovery}.9.1`,
     endSystemEntry: `${discovery}.10.1`,
+    /** Service chains: the device table. */
+    chainDeviceEntry: `${objects}.8.1.1`,
     /** Objects carried by notifications (accessible-for-notify), sent as <oid>.0. */
     varbind: {
       backendName: `${notify}.1`,

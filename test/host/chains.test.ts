@@ -14,12 +14,16 @@ import { tcp4Frame, parseMac, formatMac, SYN, ACK } from "../../host/net/frame.j
 import { SimSwitch } from "../lib/sim-switch.js";
 import { Wire } from "../lib/sim-wire.js";
 import { metricsOf } from "../../host/telemetry/metrics.js";
+import { createSocket } from "node:dgram";
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { SERVERS, ROUTER_MAC, CLIENT_PORT_MAC, SERVER_PORT_MAC, VIP, CLIENT, backends } from "../lib/lab-config.js";
 
 const CHAIN_MAC = "02:00:00:00:04:01";
 const DEV = { fw1: "02:00:00:00:04:11", fw2: "02:00:00:00:04:12", ids1: "02:00:00:00:04:21" } as const;
 const s1 = SERVERS[0];
 
+// top-level await: the SNMP port is chosen before the config is written
 const config: ConfigInput = {
   ports: [
     { name: "client", mac: CLIENT_PORT_MAC, ipv4: "192.0.2.1", gatewayMac: ROUTER_MAC },
@@ -37,9 +41,18 @@ const config: ConfigInput = {
     ],
   }],
   telemetry: { enabled: false },
+  snmp: { listen: { address: "127.0.0.1", port: await freeUdpPort() }, communities: [{ name: "fsw-chains" }] },
 };
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function freeUdpPort(): Promise<number> {
+  const s = createSocket("udp4");
+  await new Promise<void>((r) => s.bind(0, "127.0.0.1", r));
+  const port = s.address().port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
 const dir = await mkdtemp(join(tmpdir(), "fsw-chains-"));
 const path = join(dir, "config.json");
 await writeFile(path, JSON.stringify(config));
@@ -126,4 +139,20 @@ test("chains: request service validate sends a probe through every hop and says 
   assert.ok((m.chains?.hops["fw-ids"].firewall.toPackets ?? 0) > 0, "MQTT metrics carry the chains");
   assert.deepEqual(m.chains?.devices.map((d) => [d.device, d.state]), [["fw1", "down"], ["fw2", "up"], ["ids1", "up"]]);
   assert.equal(m.acls, undefined);
+});
+
+test("chains: snmptable reads the chain device table through the shipped MIB", async () => {
+  const repo = fileURLToPath(new URL("../../../", import.meta.url));
+  const mibs = `${join(repo, "node_modules/net-snmp/lib/mibs")}:${join(repo, "mib")}`;
+  const env = { ...process.env, SNMPCONFPATH: dir, HOME: dir };
+  const out = await new Promise<string>((resolve, reject) => execFile("snmptable", ["-v2c", "-c", "fsw-chains", "-t", "1", "-r", "1", "-M", mibs, "-m", "SNMPv2-MIB:FLOWSWITCH-MIB", "-Cf", "|", `127.0.0.1:${config.snmp!.listen!.port}`, "FLOWSWITCH-MIB::flowswitchChainDeviceTable"], { env, timeout: 15_000 }, (e, so, se) => (e ? reject(new Error(`${e.message}\n${se}`)) : resolve(String(so)))));
+  const lines = out.trim().split("\n");
+  const head = lines.findIndex((l) => l.startsWith("flowswitchChainDeviceIndex"));
+  assert.ok(head >= 0, out);
+  const cols = lines[head].split("|");
+  const rows = lines.slice(head + 1).map((l) => Object.fromEntries(l.split("|").map((v, i) => [cols[i], v])));
+  assert.deepEqual(rows.map((r) => [r.flowswitchChainDevice, r.flowswitchChainHopKind, r.flowswitchChainDeviceRole, r.flowswitchChainDeviceState]), [
+    ["fw1", "inline", "device", "down"], ["fw2", "inline", "alternate", "up"], ["ids1", "mirror", "device", "up"],
+  ]);
+  assert.ok(Number(rows[0].flowswitchChainDeviceSent) > Number(rows[0].flowswitchChainDeviceReturned), JSON.stringify(rows[0]));
 });
