@@ -170,11 +170,12 @@ function aclMatches(r: usize, m: usize, v6: bool): bool {
              load<u16>(r + ACLR_DPORT_LO) != 0 || load<u16>(r + ACLR_DPORT_HI) != 0xffff) {
     return false; // a rule on ports names TCP or UDP only
   }
-  let bits = <u32>load<u8>(r + ACLR_PREFIX_LEN);
-  if (!bits) return true;
+  return prefixMatches(m + M_KEY, r + ACLR_SOURCE, <u32>load<u8>(r + ACLR_PREFIX_LEN), v6);
+}
+
+/** Does the address at src fall in the prefix (pre, bits)? A byte at a time: whole bytes, then the top bits of the next. */
+export function prefixMatches(src: usize, pre: usize, bits: u32, v6: bool): bool {
   if (bits > (v6 ? 128 : 32)) return false;
-  const src = m + M_KEY;
-  const pre = r + ACLR_SOURCE;
   let i: usize = 0;
   for (; bits >= 8; bits -= 8, i++) if (load<u8>(src + i) != load<u8>(pre + i)) return false;
   if (bits) {

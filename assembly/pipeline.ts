@@ -35,7 +35,7 @@ import { findService, hasAddress } from "./services";
 import { hashWords, hash4 } from "./hash";
 import { count, countAdd, portCounter, serviceCounter, backendAdd } from "./counters";
 import { openRings, closeRings, toTx, toPunt, toDrop, rxPending, rxDesc, rxRelease, flowEvent, tagMirror } from "./rings";
-import { chainHops, hopIsMirror, passedHop, hopDevice, devicePort, addressToDevice, aclAllows } from "./chain";
+import { chainHops, hopIsMirror, passedHop, hopDevice, devicePort, addressToDevice, aclAllows, prefixMatches } from "./chain";
 import { dsr, natForward, natReturn, tunnel, portUp, portRec } from "./rewrite";
 import { tcpReset } from "./icmp";
 import { applyActions } from "./qos";
@@ -198,18 +198,7 @@ function ruleMatches(r: usize, m: usize, v6: bool): bool {
   } else if (load<u32>(dst) != load<u32>(vip)) {
     return false;
   }
-  // the source prefix, a byte at a time: whole bytes, then the top bits of the next
-  const src = m + M_KEY;
-  const pre = r + FR_SOURCE;
-  let bits = <u32>load<u8>(r + FR_PREFIX_LEN);
-  if (bits > (v6 ? 128 : 32)) return false;
-  let i: usize = 0;
-  for (; bits >= 8; bits -= 8, i++) if (load<u8>(src + i) != load<u8>(pre + i)) return false;
-  if (bits) {
-    const mask = <u8>(<u32>0xff << (8 - bits));
-    if ((load<u8>(src + i) & mask) != load<u8>(pre + i)) return false;
-  }
-  return true;
+  return prefixMatches(m + M_KEY, r + FR_SOURCE, <u32>load<u8>(r + FR_PREFIX_LEN), v6);
 }
 
 /** The first rule (index + 1) that takes a new flow's packet, or 0: a linear scan, new flows only. */

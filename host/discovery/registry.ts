@@ -19,6 +19,7 @@
 // systems that are down are kept so that their flows are handled as for a failed server; they are
 // forgotten after FORGET_AFTER_INTERVALS of their interval, which bounds the table to what key
 // holders recently advertised.
+import { countBySource } from "../wire/refusals.js";
 import { isIP } from "node:net";
 import type { BackendState, DiscoveryConfig } from "../config/schema.js";
 import { l2, ipOf } from "../net/packet-view.js";
@@ -30,8 +31,6 @@ import { ReplayGuard, type ReplayVerdict } from "./replay.js";
 
 /** A down end system is forgotten after this many of its intervals (its flows have long moved). */
 const FORGET_AFTER_INTERVALS = 100;
-/** Source addresses whose refusals are counted one by one; beyond this they go to "other". */
-const MAX_REJECT_SOURCES = 256;
 /** A FLOW rule not refreshed within this many of its end system's intervals is removed (the protocol's 3). */
 const FLOW_REFRESH_INTERVALS = 3;
 
@@ -197,11 +196,7 @@ export class Registry {
 
   private reject(reason: RejectReason, from: string): void {
     this.counts.rejected[reason]++;
-    const by = this.counts.rejectedBy;
-    const key = by.has(from) || by.size < MAX_REJECT_SOURCES ? from : "other";
-    const e = by.get(key) ?? {};
-    e[reason] = (e[reason] ?? 0) + 1;
-    by.set(key, e);
+    countBySource(this.counts.rejectedBy, from, reason);
   }
 
   private service(m: ServiceMsg, from: string): void {

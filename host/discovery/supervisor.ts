@@ -21,6 +21,7 @@
 // sending supervisor answers). The replay check alone already stops a datagram from circling (each
 // supervisor takes each (sender, seq) once); the source rule stops relays of relays.
 
+import { countBySource } from "../wire/refusals.js";
 import { isIP } from "node:net";
 import { canonical } from "../net/neighbors.js";
 import { l2, ipOf } from "../net/packet-view.js";
@@ -41,8 +42,6 @@ export const MISSED_INTERVALS = 3;
 /** Answers remembered for retries; a retry comes within seconds, so the oldest can go. */
 const ANSWER_CACHE_SIZE = 4096;
 const ANSWER_CACHE_MS = 10 * 60_000;
-/** Source addresses whose refusals are counted one by one; beyond this they go to "other". */
-const MAX_SOURCES = 256;
 /** End systems heard advertising (not registered) kept at most. */
 const MAX_ADVERTISERS = 65_536;
 /** Addresses learnt as other supervisors' (they sent answers), kept at most. */
@@ -515,12 +514,12 @@ export class Supervisor {
 
   private reject(reason: RejectReason, from: string): void {
     this.counts.rejected[reason]++;
-    bump(this.counts.rejectedBy, from, reason);
+    countBySource(this.counts.rejectedBy, from, reason);
   }
 
   private refused(kind: AnswerRefusal, from: string): void {
     this.counts.refused[kind]++;
-    bump(this.counts.refusedBy, from, kind);
+    countBySource(this.counts.refusedBy, from, kind);
   }
 
   /** Once a second: registrations and leases that ended, answers too old to be asked again. */
@@ -573,12 +572,6 @@ export class Supervisor {
   }
 }
 
-function bump<K extends string>(by: Map<string, Partial<Record<K, number>>>, from: string, reason: K): void {
-  const key = by.has(from) || by.size < MAX_SOURCES ? from : "other";
-  const e: Partial<Record<K, number>> = by.get(key) ?? {};
-  e[reason] = (e[reason] ?? 0) + 1;
-  by.set(key, e);
-}
 
 /** An address as the protocol writes it: an IPv4-mapped IPv6 source (dual-stack socket) as IPv4, IPv6 canonical. */
 export function plain(address: string): string {

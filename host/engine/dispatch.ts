@@ -3,15 +3,20 @@
 // port of frames from the client side, the destination address and port of frames arriving on a
 // server-facing port (replies on their way back to that client). Non-IP frames go to engine 0.
 
-/** FNV-1a over the client's address and port: cheap, and all a spread over a few engines needs. */
-export function clientSideHash(f: Uint8Array, serverFacing: boolean): number {
+/** The ethertype after up to two VLAN tags, and where the L3 header starts. */
+function l3Of(f: Uint8Array): { et: number; l3: number } {
   let off = 12;
   let et = (f[off] << 8) | f[off + 1];
   for (let tags = 0; (et === 0x8100 || et === 0x88a8) && tags < 2; tags++) {
     off += 4;
     et = (f[off] << 8) | f[off + 1];
   }
-  const l3 = off + 2;
+  return { et, l3: off + 2 };
+}
+
+/** FNV-1a over the client's address and port: cheap, and all a spread over a few engines needs. */
+export function clientSideHash(f: Uint8Array, serverFacing: boolean): number {
+  const { et, l3 } = l3Of(f);
   let addr: number;
   let alen: number;
   let l4: number;
@@ -46,13 +51,7 @@ export function clientSideHash(f: Uint8Array, serverFacing: boolean): number {
  * is the client's (hash its source), anything else a reply (hash its destination, the client).
  */
 export function dstIsIn(f: Uint8Array, v4: ReadonlySet<number>, v6: ReadonlySet<string>): boolean {
-  let off = 12;
-  let et = (f[off] << 8) | f[off + 1];
-  for (let tags = 0; (et === 0x8100 || et === 0x88a8) && tags < 2; tags++) {
-    off += 4;
-    et = (f[off] << 8) | f[off + 1];
-  }
-  const l3 = off + 2;
+  const { et, l3 } = l3Of(f);
   if (et === 0x0800 && f.length >= l3 + 20) return v4.has(((f[l3 + 16] << 24) | (f[l3 + 17] << 16) | (f[l3 + 18] << 8) | f[l3 + 19]) >>> 0);
   if (et === 0x86dd && f.length >= l3 + 40) return v6.has(Buffer.from(f.subarray(l3 + 24, l3 + 40)).toString("hex"));
   return false;

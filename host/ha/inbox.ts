@@ -3,15 +3,13 @@
 // Every refusal is counted by reason and by source address, with the reason names of the
 // discovery registry, so `show ha` reads like `show discovery`.
 
+import { countBySource } from "../wire/refusals.js";
 import { ReplayGuard, type ReplayVerdict } from "../discovery/replay.js";
 import type { EnvelopeFailure } from "../wire/envelope.js";
 import { decodeHa, type HeartbeatMsg } from "./protocol.js";
 
 export type RejectReason = EnvelopeFailure | Exclude<ReplayVerdict, "ok">;
 export const REJECT_REASONS: readonly RejectReason[] = ["malformed", "unknown-key", "bad-mac", "unsupported-version", "bad-field", "replayed", "stale", "future"];
-
-/** Source addresses whose refusals are counted one by one; beyond this they go to "other". */
-const MAX_REJECT_SOURCES = 256;
 
 export interface InboxOptions {
   /** This node's id: a heartbeat carrying it is our own, looped back, or a twin with the same id. */
@@ -82,11 +80,7 @@ export class HeartbeatInbox {
 
   private reject(reason: RejectReason, from: string, detail: string): Admitted {
     this.counts.rejected[reason]++;
-    const by = this.counts.rejectedBy;
-    const key = by.has(from) || by.size < MAX_REJECT_SOURCES ? from : "other";
-    const e = by.get(key) ?? {};
-    e[reason] = (e[reason] ?? 0) + 1;
-    by.set(key, e);
+    countBySource(this.counts.rejectedBy, from, reason);
     return { ok: false, reason, detail };
   }
 }

@@ -2,6 +2,7 @@
 // that send every frame back) and an IDS on the chain port's switch. Packets reach the server
 // through the firewall, the IDS gets copies; a firewall that stops returning packets is found by
 // the engine's own counters and its flows go to the alternate; show chains says so.
+import { freeUdpPort } from "../lib/ports.js";
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtemp, writeFile, rm } from "node:fs/promises";
@@ -14,7 +15,6 @@ import { tcp4Frame, parseMac, formatMac, SYN, ACK } from "../../host/net/frame.j
 import { SimSwitch } from "../lib/sim-switch.js";
 import { Wire } from "../lib/sim-wire.js";
 import { metricsOf } from "../../host/telemetry/metrics.js";
-import { createSocket } from "node:dgram";
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { SERVERS, ROUTER_MAC, CLIENT_PORT_MAC, SERVER_PORT_MAC, VIP, CLIENT, backends } from "../lib/lab-config.js";
@@ -46,13 +46,6 @@ const config: ConfigInput = {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function freeUdpPort(): Promise<number> {
-  const s = createSocket("udp4");
-  await new Promise<void>((r) => s.bind(0, "127.0.0.1", r));
-  const port = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 const dir = await mkdtemp(join(tmpdir(), "fsw-chains-"));
 const path = join(dir, "config.json");
 await writeFile(path, JSON.stringify(config));

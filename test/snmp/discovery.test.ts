@@ -4,10 +4,10 @@
 // shipped MIB, and snmptrapd receives flowswitchEndSystemDown when one falls silent and
 // flowswitchEndSystemUp when it speaks again. As in snmp.test.ts, the tools see only the MIB
 // files we ship or depend on, and no snmp.conf of the host's.
+import { freeUdpPort } from "../lib/ports.js";
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { createSocket } from "node:dgram";
 import { mkdtemp, writeFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -38,13 +38,6 @@ const ES = {
 } as const;
 const STRANGER = "10.0.2.66";
 
-async function freeUdpPort(): Promise<number> {
-  const s = createSocket("udp4");
-  await new Promise<void>((r) => s.bind(0, "127.0.0.1", r));
-  const port = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 const dir = await mkdtemp(join(tmpdir(), "fsw-snmp-disc-"));
 const toolEnv = { ...process.env, SNMPCONFPATH: dir, SNMP_PERSISTENT_DIR: join(dir, "persist"), HOME: dir };

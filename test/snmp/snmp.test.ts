@@ -3,10 +3,10 @@
 // receives its notifications. The tools run with only the MIB files we ship or depend on:
 // mib/FLOWSWITCH-MIB.txt and the SNMPv2-* / IF-MIB files of the net-snmp npm package (Debian's
 // own IETF MIBs live in non-free snmp-mibs-downloader), and with no snmp.conf of the host's.
+import { freeUdpPort } from "../lib/ports.js";
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { createSocket } from "node:dgram";
 import { createServer, type Server } from "node:net";
 import { mkdtemp, writeFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -30,13 +30,6 @@ const COMMUNITY = "fsw-ro-7";
 const TRAP_COMMUNITY = "fsw-trap-7";
 const USER = { name: "monitor", authKey: "auth-secret-1", privKey: "priv-secret-1" };
 
-async function freeUdpPort(): Promise<number> {
-  const s = createSocket("udp4");
-  await new Promise<void>((r) => s.bind(0, "127.0.0.1", r));
-  const port = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 async function listen(host: string, port = 0): Promise<Server> {
   const s = createServer((c) => c.destroy());
   await new Promise<void>((r) => s.listen(port, host, r));

@@ -2,10 +2,11 @@
 // learns end systems from signed advertisements and publishes them to a mosquitto started here,
 // watched with mosquitto_sub. The metrics snapshot carries discovery's counters, refusals and
 // end systems; every end-system state change (new, down, back) is one message on the events topic.
+import { freeTcpPort as freePort } from "../lib/ports.js";
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { createServer, connect } from "node:net";
+import { connect } from "node:net";
 import { mkdtemp, writeFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -43,13 +44,6 @@ async function until<T>(what: string, get: () => T | undefined, more = (): strin
     if (Date.now() > deadline) assert.fail(`no ${what} within ${WAIT_MS} ms${more()}`);
     await sleep(20);
   }
-}
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 const accepts = (port: number): Promise<boolean> => new Promise((resolve) => {
   const s = connect(port, "127.0.0.1");

@@ -2,6 +2,7 @@
 // listener (a CA and server certificate made by openssl), watched with mosquitto_sub; the
 // appliance booted on the simulated board in a child process (helpers/appliance-child.ts) so that
 // it can be SIGKILLed. Also: the embedded broker (no URL), and the bounded event queue.
+import { freeTcpPort as freePort } from "../lib/ports.js";
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
@@ -52,13 +53,6 @@ async function until<T>(what: string, get: () => T | undefined, ms = WAIT_MS, mo
   }
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 async function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
