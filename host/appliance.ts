@@ -115,6 +115,8 @@ export class Appliance {
   private haStatsTimer?: NodeJS.Timeout;
   private haMaintenance = false;
   private probeSeq = 0;
+  /** Primary-backup services: their primary, kept until it fails (no pre-emption). */
+  private readonly primaries = new Map<string, string>();
   private readonly probes = new Map<number, { port: number; mac: string; done: () => void }>();
   /** Applies a configuration adopted from the peer (the console's session saves it to flash); default: applied and kept in the state dir. */
   configAdopter?: (input: ConfigInput) => Promise<{ ok: true } | { ok: false; message: string }>;
@@ -599,6 +601,13 @@ export class Appliance {
   effective(): Config {
     const c = this.config;
     const advertised = this.advertisedBackends();
+    // a backend that can take new flows now: active, not failing its check, its MAC known
+    const usable = (name: string): boolean => {
+      const b = c.backends.find((x) => x.name === name);
+      if (b) return b.state === "active" && this.health.status(name)?.state !== "down" && !!(b.mac ?? this.neighbors?.mac(b.address.text));
+      const a = advertised.find((x) => x.name === name);
+      return !!a && a.state === "active" && !!this.neighbors?.mac(a.address.text);
+    };
     const protocolNumber = { tcp: 6, udp: 17 } as const;
     const members = (s: Service): Service["backends"] => {
       const vip = canonical(s.vip.text);
@@ -610,7 +619,7 @@ export class Appliance {
     };
     return {
       ...c,
-      services: c.services.map((s) => ({ ...s, backends: members(s) })),
+      services: c.services.map((s) => ({ ...s, backends: s.policy === "primary-backup" ? this.primaryOnly(s, members(s), usable) : members(s) })),
       chains: c.chains.map((ch) => ({
         ...ch,
         hops: ch.hops.map((h) => {
@@ -633,6 +642,30 @@ export class Appliance {
         ...advertised.map(({ offers: _, endSystem: __, ...b }) => ({ ...b, mac: this.neighbors?.mac(b.address.text) })),
       ],
     };
+  }
+
+  /**
+   * A primary-backup service's one member: the primary while it can take flows; when it cannot,
+   * the first member (in the configured order) that can, which stays primary after the old one
+   * recovers (no pre-emption). Its flows are then re-selected to the new primary (or reset, as
+   * the service says), as for any failed backend.
+   */
+  private primaryOnly(s: Service, members: Service["backends"], usable: (name: string) => boolean): Service["backends"] {
+    const had = this.primaries.get(s.name);
+    let primary = had !== undefined && members.some((m) => m.name === had) && usable(had) ? had : members.find((m) => usable(m.name))?.name;
+    if (primary === undefined) primary = had !== undefined && members.some((m) => m.name === had) ? had : undefined;
+    if (primary !== had) {
+      if (primary === undefined) this.primaries.delete(s.name);
+      else this.primaries.set(s.name, primary);
+      this.log(`service ${s.name}: primary ${primary ?? "(none: no member can take flows)"}${had ? ` (was ${had})` : ""}`);
+      if (primary !== undefined) this.events.emit({ type: "primary", service: s.name, primary, ...(had !== undefined && { previous: had }), at: Date.now() });
+    }
+    return members.filter((m) => m.name === primary);
+  }
+
+  /** Each primary-backup service's primary now. */
+  primaryBackends(): Record<string, string> {
+    return Object.fromEntries(this.primaries);
   }
 
   /** Coalesces a burst of changes (many neighbours answering at once) into one apply. */
@@ -719,6 +752,7 @@ export class Appliance {
       discovery: this.discovery(),
       supervisor: this.supervisorHost?.supervisor?.stats(),
       ha: this.haStatus(),
+      primaries: this.primaryBackends(),
     };
   }
 

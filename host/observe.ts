@@ -148,6 +148,7 @@ export type BoxEvent =
   | { type: "flow-table-high"; family: 4 | 6; used: number; capacity: number; percent: number; at: number }
   | { type: "ha-state"; from: HaState; to: HaState; at: number }
   | ({ type: "chain-device" } & ChainDeviceChange)
+  | { type: "primary"; service: string; primary: string; previous?: string; at: number }
   | { type: "end-system"; endSystem: string; from: EndSystemState | "new"; to: EndSystemState | "gone"; reason: string; at: number };
 
 /** A small fan-out: a listener that throws is reported, never breaks the others or the sender. */

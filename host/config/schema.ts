@@ -182,6 +182,12 @@ export interface ServiceInput {
   tunnel?: { encap?: "ipip" | "gue"; source4?: string; source6?: string; guePort?: number };
   /** The chain (by name) its packets pass before the server, and its replies in reverse. NAT services only. */
   chain?: string;
+  /**
+   * How a new flow's backend is chosen: maglev (consistent hashing over the members, by weight;
+   * the default) or primary-backup (every flow to one member, the primary; when it fails the
+   * next member that is up becomes primary, and a recovered one never takes it back).
+   */
+  policy?: "maglev" | "primary-backup";
 }
 
 /** A device of a chain hop as written: on a port, by MAC or by an address resolved by ARP there. */
@@ -337,6 +343,7 @@ export interface Service {
   arp: boolean;
   tunnel: { encap: "ipip" | "gue"; source4?: Address; source6?: Address; guePort: number };
   chain?: string;
+  policy: "maglev" | "primary-backup";
 }
 
 export interface ChainDevice {

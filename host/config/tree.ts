@@ -573,6 +573,7 @@ export const CONFIG_TREE: ContainerNode = container("", "the configuration", [
         children: [leaf("weight", int(...RANGE.weight), "relative share of new flows (default 1)")],
       }),
       leaf("onBackendDown", oneOf({ reselect: "move its flows to another backend (default)", reset: "reset its TCP flows" }), "flows of a backend that goes down"),
+      leaf("policy", oneOf({ maglev: "consistent hashing over the members (default)", "primary-backup": "all flows to one primary; the next takes over, no pre-emption" }), "how new flows choose a backend"),
       leaf("arp", boolean, "answer ARP / ND for the VIP (default true)"),
       leaf("chain", reference("chains", "chain"), "chain its packets pass before the server (NAT services)"),
       container("tunnel", "tunnel mode encapsulation", [

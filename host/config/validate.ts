@@ -349,7 +349,7 @@ export function validate(input: unknown): Validation {
   const svcKeys = new Map<string, string>();
   (c.array("services", root.services) ?? []).forEach((s, i) => {
     const path = `services[${i}]`;
-    const o = c.object(path, s, ["name", "vip", "protocol", "port", "mode", "targetPort", "backends", "onBackendDown", "arp", "tunnel", "chain"]);
+    const o = c.object(path, s, ["name", "vip", "protocol", "port", "mode", "targetPort", "backends", "onBackendDown", "arp", "tunnel", "chain", "policy"]);
     if (!o) return;
     const name = c.name(`${path}.name`, o.name);
     if (name && svcNames.has(name)) c.fail(`${path}.name`, name, "a name no other service has");
@@ -405,6 +405,7 @@ export function validate(input: unknown): Validation {
       targetPort,
       backends: members,
       onBackendDown: c.oneOf(`${path}.onBackendDown`, o.onBackendDown, "reselect", ["reselect", "reset"] as const) ?? "reselect",
+      policy: c.oneOf(`${path}.policy`, o.policy, "maglev", ["maglev", "primary-backup"] as const) ?? "maglev",
       arp: c.bool(`${path}.arp`, o.arp, true),
       tunnel,
       ...(o.chain !== undefined && { chain: typeof o.chain === "string" ? o.chain : String(o.chain) }),

@@ -61,7 +61,7 @@ function fullConfig(): ConfigInput {
     services: [
       {
         name: "web", vip: "10.0.0.100", protocol: "tcp", port: 80, mode: "nat", targetPort: 8080,
-        backends: ["s1", { name: "s2", weight: 3 }], onBackendDown: "reset", arp: false, chain: "fw-ids",
+        backends: ["s1", { name: "s2", weight: 3 }], onBackendDown: "reset", arp: false, chain: "fw-ids", policy: "primary-backup",
       },
       {
         name: "dns", vip: "2001:db8::53", protocol: "udp", port: 53, mode: "tunnel", backends: ["s1", "s1v6"],
@@ -390,7 +390,7 @@ test("set: bad words and values are refused at the right word with the expected 
   const c = labConfig([svc("dsr")]);
   const before = structuredClone(c);
   const cases: [string[], number, string][] = [
-    [["services", "web", "vipp", "10.0.0.1"], 2, 'unknown word "vipp": expected one of vip, protocol, port, mode, target-port, backends, on-backend-down, arp, chain, tunnel'],
+    [["services", "web", "vipp", "10.0.0.1"], 2, 'unknown word "vipp": expected one of vip, protocol, port, mode, target-port, backends, on-backend-down, policy, arp, chain, tunnel'],
     [["servicez"], 0, 'unknown word "servicez": expected one of system, management, ports, dataplane, backends, services, flow-rules, telemetry, snmp, discovery, ha, chains, acls'],
     [["services", "web", "port", "70000"], 3, 'bad value "70000" for port: expected a whole number from 0 to 65535'],
     [["services", "web", "port", "8o"], 3, 'bad value "8o" for port: expected a whole number from 0 to 65535'],
@@ -421,7 +421,7 @@ test("set: bad words and values are refused at the right word with the expected 
   assert.ok(!pw.ok && pw.word === 4 && pw.message.startsWith("bad value for password-hash: expected a password hash scrypt$"), JSON.stringify(pw));
   assert.ok(!pw.ok && !pw.message.includes("hunter2"), "a plain password is never echoed");
   assert.deepEqual(c, before);
-  assert.deepEqual(checkPath(["services", "web", "vipp"]), { ok: false, word: 2, message: 'unknown word "vipp": expected one of vip, protocol, port, mode, target-port, backends, on-backend-down, arp, chain, tunnel' });
+  assert.deepEqual(checkPath(["services", "web", "vipp"]), { ok: false, word: 2, message: 'unknown word "vipp": expected one of vip, protocol, port, mode, target-port, backends, on-backend-down, policy, arp, chain, tunnel' });
   assert.deepEqual(checkPath(["services", "web"]), { ok: true });
 });
 
