@@ -74,11 +74,16 @@ export function text(v: unknown, path: string, max: number): string {
 export const ID_LENGTH = 64;
 const ID_SYNTAX = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/;
 
+/** How an id is written, for messages: "an id: ..." */
+export const ID_FORM = `1-${ID_LENGTH} letters, digits, '.', '_', ':' or '-', starting with a letter or digit`;
+
 /** Ids: 1-64 of letters, digits and . _ : - starting with a letter or digit. */
+export function isId(v: unknown): v is string {
+  return typeof v === "string" && v.length > 0 && v.length <= ID_LENGTH && ID_SYNTAX.test(v);
+}
+
 export function id(v: unknown, path: string): string {
-  if (typeof v !== "string" || v.length === 0 || v.length > ID_LENGTH || !ID_SYNTAX.test(v)) {
-    throw new FieldError(path, `must be 1-${ID_LENGTH} letters, digits, '.', '_', ':' or '-', starting with a letter or digit`);
-  }
+  if (!isId(v)) throw new FieldError(path, `must be ${ID_FORM}`);
   return v;
 }
 

@@ -5,6 +5,7 @@
 // Services and flows are checked by the protocol's own validator (host/discovery/protocol.ts), so
 // the agent never accepts a config whose advertisements an appliance would refuse.
 
+import { isId, ID_FORM } from "../../host/wire/fields.js";
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { dirname, resolve } from "node:path";
@@ -82,21 +83,25 @@ export function formatConfigError(e: ConfigError): string {
 const TOP_KEYS = ["id", "addresses", "key", "group", "port", "interface", "unicast", "intervalMs", "services", "probe", "flows", "controlSocket", "drainTimeoutS", "supervisor", "numbers"];
 const PROTOCOL_NAMES: Record<string, number> = { tcp: 6, udp: 17, sctp: 132 };
 
-/** Reads and validates a config file; `secretFile` and relative paths resolve against the file's folder. */
-export function loadConfig(file: string): ConfigResult {
+/** A JSON config file's contents and its folder (where relative paths in it resolve), or why it cannot be read. */
+export function readJsonConfig(file: string): { ok: true; raw: unknown; baseDir: string } | { ok: false; errors: ConfigError[] } {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
   } catch (e) {
     return { ok: false, errors: [{ path: "", value: file, expected: `a readable file (${(e as Error).message})` }] };
   }
-  let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    return { ok: true, raw: JSON.parse(text), baseDir: dirname(resolve(file)) };
   } catch (e) {
     return { ok: false, errors: [{ path: "", value: "(not JSON)", expected: `a JSON object (${(e as Error).message})` }] };
   }
-  return validateConfig(raw, dirname(resolve(file)));
+}
+
+/** Reads and validates a config file; `secretFile` and relative paths resolve against the file's folder. */
+export function loadConfig(file: string): ConfigResult {
+  const r = readJsonConfig(file);
+  return r.ok ? validateConfig(r.raw, r.baseDir) : r;
 }
 
 export function validateConfig(raw: unknown, baseDir: string): ConfigResult {
@@ -108,7 +113,7 @@ export function validateConfig(raw: unknown, baseDir: string): ConfigResult {
   if (!isObject(raw)) return { ok: false, errors: [{ path: "", value: raw, expected: "a JSON object" }] };
   for (const k of Object.keys(raw)) if (!TOP_KEYS.includes(k)) err(k, raw[k], `one of the known fields (${TOP_KEYS.join(", ")})`);
 
-  const id = typeof raw.id === "string" && /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/.test(raw.id) ? raw.id : err("id", raw.id, "an end-system id: 1-64 letters, digits, '.', '_', ':' or '-', starting with a letter or digit");
+  const id = isId(raw.id) ? raw.id : err("id", raw.id, `an end-system id: ${ID_FORM}`);
 
   const key = parseKey(raw.key, baseDir, err);
 
@@ -241,7 +246,7 @@ function parseNumbers(v: unknown, err: Err): NumberWant[] {
     const at = `numbers[${i}]`;
     if (!isObject(n)) return err(at, n, "{ pool, count?, leaseS? }");
     for (const k of Object.keys(n)) if (!["pool", "count", "leaseS"].includes(k)) err(`${at}.${k}`, n[k], "one of the known fields (pool, count, leaseS)");
-    const pool = typeof n.pool === "string" && /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/.test(n.pool) ? n.pool : err(`${at}.pool`, n.pool, "a pool name: 1-64 letters, digits, '.', '_', ':' or '-', starting with a letter or digit");
+    const pool = isId(n.pool) ? n.pool : err(`${at}.pool`, n.pool, `a pool name: ${ID_FORM}`);
     const count = n.count === undefined ? 1 : intIn(n.count, 1, LIMITS.numberCount) ?? err(`${at}.count`, n.count, `an integer 1-${LIMITS.numberCount}`);
     const leaseS = n.leaseS === undefined ? DEFAULT_LEASE_S : intIn(n.leaseS, LIMITS.leaseS.min, LIMITS.leaseS.max) ?? err(`${at}.leaseS`, n.leaseS, `an integer ${LIMITS.leaseS.min}-${LIMITS.leaseS.max} (seconds)`);
     if (pool !== undefined && count !== undefined && leaseS !== undefined) out.push({ pool, count, leaseS });

@@ -3,15 +3,15 @@
 // and where it relays advertisements to. Validation collects every error, each naming the path in
 // the file, the value found and what was expected (as the agent's config does, tools/agent/config.ts).
 
-import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
-import { dirname, resolve } from "node:path";
+import { resolve } from "node:path";
 import { DEFAULT_PORT, LIMITS, type AuthKey } from "../../host/discovery/protocol.js";
 import { parseRelayTarget, parseUnicast, RELAY_TARGET_FORM, SUPERVISOR_RANGE } from "../../host/config/validate.js";
 import { SUPERVISOR_DEFAULTS } from "../../host/config/schema.js";
 import type { PoolConfig, RelayTarget, SupervisorConfig } from "../../host/discovery/supervisor.js";
 import type { Endpoint, GroupJoin } from "../../host/discovery/supervisor-socket.js";
-import { parseKey, isObject, intIn, isMulticast, type ConfigError, type Err } from "../agent/config.js";
+import { parseKey, isObject, intIn, isMulticast, readJsonConfig, type ConfigError, type Err } from "../agent/config.js";
+import { isId, ID_FORM } from "../../host/wire/fields.js";
 
 export { formatConfigError } from "../agent/config.js";
 
@@ -25,23 +25,10 @@ export interface StandaloneConfig {
 export type StandaloneResult = { ok: true; config: StandaloneConfig } | { ok: false; errors: ConfigError[] };
 
 const TOP_KEYS = ["id", "keys", "listen", "groups", "intervalMs", "maxEndSystems", "pools", "relay", "peers", "stateFile"];
-const ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
-const ID_FORM = "an id: 1-64 letters, digits, '.', '_', ':' or '-', starting with a letter or digit";
 
 export function loadStandaloneConfig(file: string): StandaloneResult {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (e) {
-    return { ok: false, errors: [{ path: "", value: file, expected: `a readable file (${(e as Error).message})` }] };
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    return { ok: false, errors: [{ path: "", value: "(not JSON)", expected: `a JSON object (${(e as Error).message})` }] };
-  }
-  return validateStandaloneConfig(raw, dirname(resolve(file)));
+  const r = readJsonConfig(file);
+  return r.ok ? validateStandaloneConfig(r.raw, r.baseDir) : r;
 }
 
 export function validateStandaloneConfig(raw: unknown, baseDir: string): StandaloneResult {
@@ -53,7 +40,7 @@ export function validateStandaloneConfig(raw: unknown, baseDir: string): Standal
   if (!isObject(raw)) return { ok: false, errors: [{ path: "", value: raw, expected: "a JSON object" }] };
   for (const k of Object.keys(raw)) if (!TOP_KEYS.includes(k)) err(k, raw[k], `one of the known fields (${TOP_KEYS.join(", ")})`);
 
-  const id = typeof raw.id === "string" && ID.test(raw.id) ? raw.id : err("id", raw.id, `the supervisor's sender ${ID_FORM}`);
+  const id = isId(raw.id) ? raw.id : err("id", raw.id, `the supervisor's sender an id: ${ID_FORM}`);
 
   const keys: AuthKey[] = [];
   if (!Array.isArray(raw.keys) || raw.keys.length === 0) err("keys", raw.keys, 'a list of one or more keys { id, secret | secretFile } (every one is accepted)');
@@ -104,7 +91,7 @@ export function validateStandaloneConfig(raw: unknown, baseDir: string): Standal
     const at = `pools[${i}]`;
     if (!isObject(p)) return err(at, p, "{ name, first, last, maxLeaseS? }");
     for (const k of Object.keys(p)) if (!["name", "first", "last", "maxLeaseS"].includes(k)) err(`${at}.${k}`, p[k], "one of the known fields (name, first, last, maxLeaseS)");
-    const name = typeof p.name === "string" && ID.test(p.name) ? p.name : err(`${at}.name`, p.name, `a pool ${ID_FORM}`);
+    const name = isId(p.name) ? p.name : err(`${at}.name`, p.name, `a pool an id: ${ID_FORM}`);
     if (name !== undefined && pools.some((x) => x.name === name)) err(`${at}.name`, name, "a name no other pool has");
     const first = range(`${at}.first`, p.first, -1, SUPERVISOR_RANGE.number);
     const last = range(`${at}.last`, p.last, -1, SUPERVISOR_RANGE.number);
