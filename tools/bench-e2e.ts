@@ -17,8 +17,9 @@
 // Usage: npm run bench:e2e [-- --json] [-- --duration S --connections N --threads N]
 // Needs root or unprivileged user namespaces; brings the lab up if it is not (and down again after).
 import { parseArgs } from "node:util";
+import { runLabBenchmark, UsageError } from "./lab/bench-cli.js";
 import {
-  APPLIANCE_NS, DIRECT_PORT, VIPS, acquireLab, appliancePid, releaseLab, down, privilege, readStatus, server, sleep, startAppliance, status,
+  APPLIANCE_NS, DIRECT_PORT, VIPS, appliancePid, releaseLab, down, readStatus, server, sleep, startAppliance, status,
   stopAppliance, up, urlHost, waitForFreshStatus, writeApplianceConfig, HAPROXY_VIP, startHaproxy, stopHaproxy, wrk,
   type ApplianceStatus, type WrkOptions, type WrkResult,
 } from "./lab/index.js";
@@ -58,7 +59,6 @@ Needs root or unprivileged user namespaces. Exit status: 0 when every engine
 was measured, 1 when one could not be (the others are still reported), 2 for a
 bad option.`;
 
-class UsageError extends Error {}
 
 function options(argv: string[]): { json: boolean; wrk: Required<Pick<WrkOptions, "durationS" | "connections" | "threads">> } | "help" {
   let values;
@@ -128,21 +128,6 @@ async function flowswitchRun(name: EngineName, url: string, o: WrkOptions): Prom
   return r;
 }
 
-async function main(argv: string[]): Promise<number> {
-  const opts = options(argv);
-  if (opts === "help") {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
-  const say = (m: string): void => void process.stderr.write(`bench:e2e: ${m}\n`);
-  await privilege();
-  await acquireLab(10_000);
-  try {
-    return await measure(opts, say);
-  } finally {
-    releaseLab();
-  }
-}
 
 async function measure(opts: Exclude<ReturnType<typeof options>, "help">, say: (m: string) => void): Promise<number> {
   const results: Result[] = [];
@@ -272,12 +257,4 @@ function table(results: Result[], failed: Failure[], o: WrkOptions): string {
 
 const round = (x: number, digits: number): number => Number(x.toFixed(digits));
 
-main(process.argv.slice(2)).then((code) => (process.exitCode = code), (e: Error) => {
-  if (e instanceof UsageError) {
-    process.stderr.write(`bench:e2e: ${e.message}\n${USAGE}\n`);
-    process.exitCode = 2;
-    return;
-  }
-  process.stderr.write(`bench:e2e: ${e.message}\n`);
-  process.exitCode = 1;
-});
+runLabBenchmark("bench:e2e", USAGE, options, measure);

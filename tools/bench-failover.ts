@@ -24,9 +24,10 @@
 //
 // Figures only, never asserted: the exit status says whether everything could be measured.
 import { parseArgs } from "node:util";
+import { runLabBenchmark, UsageError } from "./lab/bench-cli.js";
 import {
-  KEEPALIVED, VIPS, acquireLab, backendNames, down, gapAround, keepalivedAvailable, killKeepalivedNode, killNode, logSize, median, nodePid, nsTry, roleChanges,
-  pairSummary, prepareKeepalived, privilege, readNodeStatus, releaseLab, reviveKeepalivedNode, sleep, silencesOutside, startKeepalived, startNode,
+  KEEPALIVED, VIPS, backendNames, down, gapAround, keepalivedAvailable, killKeepalivedNode, killNode, logSize, median, nodePid, nsTry, roleChanges,
+  pairSummary, prepareKeepalived, readNodeStatus, releaseLab, reviveKeepalivedNode, sleep, silencesOutside, startKeepalived, startNode,
   startPair, startProbe, startProbeServers, status, stopKeepalived, stopPair, stopProbeServers, up, urlHost, waitForFreshNodeStatus, waitForNode,
   waitKeepalivedState, writePairConfig, wrk, CLIENT_NS, SERVER_NAMES, haReady, BIG_FILE_BYTES,
   type ApplianceStatus, type Gap, type PairNodeName, type ProbeResult, type WrkResult,
@@ -64,7 +65,6 @@ lab that is up) and takes it down afterwards; a pair lab that was up is left up.
 Exit status: 0 when everything was measured, 1 when a part could not be, 2 for a
 bad option.`;
 
-class UsageError extends Error {}
 
 interface Options {
   json: boolean;
@@ -307,21 +307,6 @@ async function keepalivedReference(runs: number, say: (m: string) => void): Prom
 
 const round = (x: number): number => Math.round(x * 10) / 10;
 
-async function main(argv: string[]): Promise<number> {
-  const opts = options(argv);
-  if (opts === "help") {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
-  const say = (m: string): void => void process.stderr.write(`bench:failover: ${m}\n`);
-  await privilege();
-  await acquireLab(10_000);
-  try {
-    return await measure(opts, say);
-  } finally {
-    releaseLab();
-  }
-}
 
 async function measure(opts: Options, say: (m: string) => void): Promise<number> {
   const failed: string[] = [];
@@ -438,12 +423,4 @@ function table(r: Report, kills: KillRun[], ka: Awaited<ReturnType<typeof keepal
   return `${out.join("\n")}\n`;
 }
 
-main(process.argv.slice(2)).then((code) => (process.exitCode = code), (e: Error) => {
-  if (e instanceof UsageError) {
-    process.stderr.write(`bench:failover: ${e.message}\n${USAGE}\n`);
-    process.exitCode = 2;
-    return;
-  }
-  process.stderr.write(`bench:failover: ${e.message}\n`);
-  process.exitCode = 1;
-});
+runLabBenchmark("bench:failover", USAGE, options, measure);
