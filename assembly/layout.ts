@@ -80,7 +80,8 @@ export const DESC_LEN = 4; // u16 frame length
 export const DESC_PORT = 6; // u8 ingress port (rx), egress port (tx), ingress port (punt)
 export const DESC_REASON = 7; // u8 punt reason, or drop reason on the free ring
 export const DESC_BUF = 8; // u32 buffer slot index: the buffer goes back to its owner by this
-export const DESC_AUX = 12; // u32 spare
+export const DESC_AUX = 12; // u32 rx: RXA_* flags from the host (written on every push); else spare
+export const RXA_NO_RECOVER = 1; // a frame the host re-injects after asking peers: never punted for recovery again
 
 // punt reasons (DESC_REASON on the punt ring)
 export const PUNT_ARP = 1; // ARP for a VIP that answers ARP, or for one of our addresses
@@ -88,6 +89,7 @@ export const PUNT_ND = 2; // IPv6 neighbour solicitation for such an address
 export const PUNT_LOCAL = 3; // IP packet addressed to the appliance itself
 export const PUNT_ICMP_VIP = 4; // ICMP/ICMPv6 echo to a VIP: the host answers
 export const PUNT_DISCOVERY = 5; // UDP to the advertisement group or to our own address, at the discovery port
+export const PUNT_RECOVER = 6; // mid-flow TCP with no entry, to a recovering service: the host asks its peers who has it
 
 // ---- config copy: header, then ports, service index, services, backends, Maglev tables --------
 export const CFG_HEADER_SIZE = 256;
@@ -123,6 +125,7 @@ export const TO_OTHER = 20;
 export const CFGF_NOVIP_FORWARD = 1; // traffic for no VIP goes out the port's peer at L2
 export const CFGF_STANDBY = 2; // HA standby: nothing is forwarded or answered; advertisements still punted
 export const CFGF_FLOW_EVENTS = 4; // report flow creations and closings on the event ring (HA active)
+export const CFGF_DECAP = 8; // site: open IP-in-IP addressed to our own address and serve the inner packet
 
 // port record
 export const PORT_SIZE = 64;
@@ -170,6 +173,7 @@ export const SVC_CHAIN = 52; // u8: chain index + 1 (0: none); NAT services only
 export const SVCF_PRESENT = 1;
 export const SVCF_DOWN_RESET = 2; // flows of a down backend: reset instead of re-selecting
 export const SVCF_ARP = 4;
+export const SVCF_RECOVER = 8; // TCP: a mid-flow packet with no entry is punted (PUNT_RECOVER) before Maglev picks
 
 export const MODE_DSR = 1;
 export const MODE_NAT = 2;
@@ -352,6 +356,8 @@ export const C_FLOW_EVENTS = 25; // records put on the event ring
 export const C_FLOW_EVENTS_LOST = 26; // ... that did not fit: the host was behind
 export const C_SYNC_INSTALLED = 27; // entries installed from the sync ring
 export const C_SYNC_FAILED = 28; // ... that found no room in the table
+export const C_DECAPSULATED = 29; // IP-in-IP to our own address opened (CFGF_DECAP); a bad inner packet then drops, counted
+export const C_RECOVER_PUNTED = 30; // mid-flow TCP punted for the host to ask peers about (PUNT_RECOVER)
 
 export const C_DROP_BASE = 32; // + drop reason
 export const DROP_REASONS = 32;

@@ -13,6 +13,7 @@ export const M_HASH = 16; // u32 flow-table hash of the key
 export const M_BUF = 20; // u32 buffer slot, from the rx descriptor
 export const M_IPLEN = 24; // u16 length of the IP packet per its header (frame padding excluded)
 export const M_REASON = 26; // u8 drop reason when V_DROP
+export const M_RXFLAGS = 27; // u8 RXA_* flags of the rx descriptor (DESC_AUX)
 export const M_ETYPE = 28; // u16 offset of the ethertype that announces L3; 0 under MPLS
 export const M_L2ET = 30; // u16 offset of the ethertype after the VLAN tags (0x8847 under MPLS)
 export const M_KEY = 32; // 40 bytes: v4 src,dst,ports,proto | v6 src16,dst16,ports,proto

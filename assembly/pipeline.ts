@@ -19,17 +19,19 @@ import {
   FR_PREFIX_LEN, FR_PORT, FR_BACKEND, FR_IDLE_MS, FR_SOURCE, FR_VIP,
   CFGF_STANDBY, DR_STANDBY, SVC_CHAIN, DR_ACL_DENY, DR_CHAIN_DOWN, EVK_NEW, EVK_CLOSING, EV_SIZE, EV_FAMILY, EV_LEFT, EV_ENTRY,
   RING_HEAD, RING_TAIL, RING_MASK, RING_ENTRIES, C_SYNC_INSTALLED, C_SYNC_FAILED,
+  DESC_AUX, RXA_NO_RECOVER, CFGF_DECAP, SVCF_RECOVER, PUNT_RECOVER, C_RECOVER_PUNTED,
 } from "./layout";
 import {
   M_ADDR, M_LEN, M_PORT, M_VERDICT, M_REASON, M_FAMILY, M_PROTO, M_TCPF, M_PFLAGS, M_HASH,
   M_KEY, M_BUF, M_L4, M_L3, M_IPLEN, V_DROP, FAM_IPV4, FAM_IPV6, FAM_ARP, PF_FRAGMENT, PF_HASHED,
-  IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6, TCP_SYN, TCP_ACK, TCP_FIN, TCP_RST,
+  IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6, TCP_SYN, TCP_ACK, TCP_FIN, TCP_RST, M_RXFLAGS,
 } from "./meta";
 import {
   meta, rxRing, now, timeouts, services, backends, maglevSize, cfgFlags, numServices, scratch,
   beginBatch, cb, rules, numRules, discGroup4, discPort, discGroup6a, discGroup6b, syncRing,
 } from "./state";
 import { parse } from "./parse";
+import { decapsulate } from "./decap";
 import { flowHash, touch, lookup, insert, remove, expired, sweep } from "./flow-table";
 import { findService, hasAddress } from "./services";
 import { hashWords, hash4 } from "./hash";
@@ -71,6 +73,7 @@ function firstPass(d: usize, m: usize): void {
   const len = <u32>load<u16>(d + DESC_LEN);
   const port = <u32>load<u8>(d + DESC_PORT);
   store<u32>(m + M_BUF, load<u32>(d + DESC_BUF));
+  store<u8>(m + M_RXFLAGS, load<u8>(d + DESC_AUX));
   count(C_RX);
   parse(m, a, len, port);
   if (!portUp(port)) {
@@ -80,6 +83,7 @@ function firstPass(d: usize, m: usize): void {
   }
   count(portCounter(port, PC_RX_PACKETS));
   countAdd(portCounter(port, PC_RX_BYTES), len);
+  if (cfgFlags & CFGF_DECAP) decapsulate(m); // here, not in parse: see decap.ts
   if (load<u8>(m + M_VERDICT) == V_DROP) return;
   const fam = load<u8>(m + M_FAMILY);
   if ((fam == FAM_IPV4 || fam == FAM_IPV6) && !(load<u8>(m + M_PFLAGS) & PF_FRAGMENT)) {
@@ -267,10 +271,28 @@ function miss(m: usize, e: usize, v6: bool): void {
   const fam: u32 = v6 ? 6 : 4;
   const si = findService(fam, dstAddr(m, v6), load<u8>(m + M_PROTO), dstPort(m, v6));
   if (si >= 0) {
+    const s = services + <usize>si * SVC_SIZE;
     if (e) count(C_FLOW_EXPIRED); // the expired entry of this very key is taken over
-    return newFlow(m, services + <usize>si * SVC_SIZE, <u32>si, e, v6);
+    else if ((load<u8>(s + SVC_FLAGS) & SVCF_RECOVER) && midFlow(m)) return recover(m);
+    return newFlow(m, s, <u32>si, e, v6);
   }
   notService(m, v6);
+}
+
+/**
+ * A TCP packet that cannot open a connection (no SYN, no RST), not yet asked about: another
+ * appliance (the HA peer, a site before a move) may hold its flow, and Maglev's choice here may
+ * be another server than the one the connection lives on.
+ */
+@inline function midFlow(m: usize): bool {
+  return load<u8>(m + M_PROTO) == IPPROTO_TCP && !(load<u8>(m + M_TCPF) & (TCP_SYN | TCP_RST)) &&
+    !(load<u8>(m + M_RXFLAGS) & RXA_NO_RECOVER);
+}
+
+/** To the host, which asks its peers who has the flow and re-injects the frame (RXA_NO_RECOVER). */
+function recover(m: usize): void {
+  count(C_RECOVER_PUNTED);
+  toPunt(m, PUNT_RECOVER);
 }
 
 /**

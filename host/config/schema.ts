@@ -48,6 +48,8 @@ export interface ConfigInput {
   acls?: AclInput[];
   /** The redundant pair: heartbeats and election (docs/ha-protocol.md). Absent: a single appliance. */
   ha?: HaInput;
+  /** Multi-level service routing and flow recovery between appliances (docs/levels.md). Absent: a lone site. */
+  levels?: LevelsInput;
 }
 
 /** Service advertisements as written. Key secrets are passwords: never echoed in errors or shown. */
@@ -133,6 +135,8 @@ export interface BackendInput {
   natPort?: number;
   state?: BackendState;
   check?: CheckInput;
+  /** Connections the backend is meant to carry at full load: its load in a site's updates is flows / capacity. */
+  capacity?: number;
 }
 
 /** A health check; times in seconds. */
@@ -187,7 +191,32 @@ export interface ServiceInput {
    * the default) or primary-backup (every flow to one member, the primary; when it fails the
    * next member that is up becomes primary, and a recovered one never takes it back).
    */
-  policy?: "maglev" | "primary-backup";
+  policy?: "maglev" | "primary-backup" | "source-partition";
+  /**
+   * source-partition: the client address space split into portions, each owned by one member.
+   * Either `portions` (prefixes that neither overlap nor leave holes) or `split` (2^split equal
+   * prefixes, dealt to the members in order, interleaved or in blocks).
+   */
+  partitions?: PartitionsInput;
+}
+
+export interface PartitionsInput {
+  portions?: { prefix: string; owner: string }[];
+  /** Bits: 2^split equal portions (default: enough for one per member, at least 2). */
+  split?: number;
+  /** Deal portions round robin (s1 s2 s3 s1 ...) rather than in contiguous blocks (default true). */
+  interleave?: boolean;
+  /** A member at or above this load (flows/capacity, or its advertised load) sheds portions (default 0.9; 0: never). */
+  congestedAt?: number;
+  /** Seconds between two portions moved off one congested member (default 10). */
+  holdS?: number;
+}
+
+export interface Partitions {
+  /** In address order, covering the VIP's family's whole space. */
+  portions: { prefix: Prefix; owner: string }[];
+  congestedAt: number;
+  holdS: number;
 }
 
 /** A device of a chain hop as written: on a port, by MAC or by an address resolved by ARP there. */
@@ -329,6 +358,10 @@ export interface Backend {
   natPort: number;
   state: BackendState;
   check?: Check;
+  /** 0: not stated (its load counts as 0 unless it reports one by advertisement). */
+  capacity: number;
+  /** Set for a system appliance's site (levels.sites): a backend reached through an IP-in-IP tunnel. */
+  site?: boolean;
 }
 
 export interface Service {
@@ -343,7 +376,9 @@ export interface Service {
   arp: boolean;
   tunnel: { encap: "ipip" | "gue"; source4?: Address; source6?: Address; guePort: number };
   chain?: string;
-  policy: "maglev" | "primary-backup";
+  policy: "maglev" | "primary-backup" | "source-partition";
+  /** Set when policy is source-partition. */
+  partitions?: Partitions;
 }
 
 export interface ChainDevice {
@@ -417,6 +452,8 @@ export interface Config {
   acls: AclTable[];
   /** Undefined when the configuration has no ha section: no peer, no election. */
   ha?: HaConfig;
+  /** Undefined when the configuration has no levels section: no tunnels in, no updates, no recovery. */
+  levels?: LevelsConfig;
   /**
    * The redundant pair's role in the data plane: set by the appliance's HA state, never written
    * in a configuration. standby: forward nothing; flowEvents: report flows for the peer.
@@ -671,4 +708,96 @@ export const HA_DEFAULTS = {
   port: 7788,
   garpCount: 3, // a lost gratuitous ARP is covered by the next
   garpIntervalMs: 20,
+};
+
+/**
+ * Multi-level service routing as written (docs/levels.md). A site appliance picks servers (as
+ * every appliance does); a system appliance picks sites, each reached through an IP-in-IP tunnel
+ * to the site appliance's data-port address, by cost = F(load, distance) from the sites' signed
+ * load updates. Both may ask their peers about a mid-flow packet they have no flow for.
+ */
+export interface LevelsInput {
+  /** site (default): selects servers; system: selects sites. */
+  role?: "site" | "system";
+  /** This appliance's id in updates and queries (default: system.hostname). */
+  name?: string;
+  /** Keys updates and queries may be signed with; id 1-65535, secret in hex or base64, 16 bytes or more. The first signs. */
+  keys: { id: number; secret: string }[];
+  /** Kernel-side address the levels UDP socket binds (default: management.ipv4, else 0.0.0.0). */
+  local?: string;
+  /** UDP port of the levels socket, the same on every appliance (default 7790). */
+  port?: number;
+  /** Site: the system appliances its load updates go to ("address" or "address:port"). */
+  uplinks?: string[];
+  /** Site: ms between load updates (default 1000). */
+  intervalMs?: number;
+  /** Site: how the loads of a VIP's servers make one figure (default mean). */
+  aggregate?: LevelsAggregate;
+  /** Site: virtual subnets reported as a whole (the aggregate over every served VIP inside), besides each VIP. */
+  subnets?: string[];
+  /** Site: take IP-in-IP (protocol 4 and 41) packets addressed to a port address whose inner destination is a VIP (default true). */
+  decapsulate?: boolean;
+  /** System: the sites, each also a backend by its name (a tunnel service lists them as its backends). */
+  sites?: LevelsSiteInput[];
+  /** System: missed update intervals before a site takes no new flows (default 3). */
+  deadIntervals?: number;
+  /** System: cost = load% x cost.load + distance x cost.distance; sites within cost.tolerance of the lowest share new flows. */
+  cost?: { load?: number; distance?: number; tolerance?: number };
+  /** Flow recovery: who is asked about a mid-flow TCP packet without a flow entry (docs/levels.md). */
+  recovery?: { enabled?: boolean; peers?: string[]; timeoutMs?: number; maxPending?: number };
+}
+
+export type LevelsAggregate = "mean" | "max" | "min" | "sum" | "median";
+
+export interface LevelsSiteInput {
+  name: string;
+  /** The site appliance's data-port address: the tunnels' outer destination. */
+  address: string;
+  /** The board port the site is reached through (as a backend's via). */
+  via: string;
+  mac?: string;
+  /** The site appliance's levels socket ("address" or "address:port"; default: address at levels.port). */
+  control?: string;
+  /** A fixed distance (any unit the operator likes: hops, ms, money), or "measured": the smoothed round trip of pings, in ms (default). */
+  distance?: number | "measured";
+}
+
+export interface LevelsEndpoint {
+  address: Address;
+  port: number;
+}
+
+export interface LevelsSite {
+  name: string;
+  /** Same as the backend of the same name's address. */
+  address: Address;
+  control: LevelsEndpoint;
+  distance: number | "measured";
+}
+
+export interface LevelsConfig {
+  role: "site" | "system";
+  name: string;
+  keys: { id: number; secret: Uint8Array }[];
+  local?: Address;
+  port: number;
+  uplinks: LevelsEndpoint[];
+  intervalMs: number;
+  aggregate: LevelsAggregate;
+  subnets: Prefix[];
+  decapsulate: boolean;
+  sites: LevelsSite[];
+  deadIntervals: number;
+  cost: { load: number; distance: number; tolerance: number };
+  recovery: { enabled: boolean; peers: LevelsEndpoint[]; timeoutMs: number; maxPending: number };
+}
+
+export const LEVELS_DEFAULTS = {
+  port: 7790,
+  intervalMs: 1000,
+  aggregate: "mean" as LevelsAggregate,
+  deadIntervals: 3,
+  cost: { load: 1, distance: 1, tolerance: 5 },
+  recoveryTimeoutMs: 20,
+  recoveryMaxPending: 4096,
 };

@@ -20,7 +20,7 @@ import {
 } from "./validate.js";
 import { SUPERVISOR_RANGE, RELAY_TARGET_FORM, UNICAST_FORM, parseUnicast, parseRelayTarget } from "./validate.js";
 import { PORT_RANGE_FORM } from "./validate.js";
-import { HA_RANGE } from "./validate.js";
+import { HA_RANGE, LEVELS_RANGE, PARTITION_RANGE } from "./validate.js";
 import { HA_DEFAULTS } from "./schema.js";
 import { DEFAULT_TIMEOUTS, type ConfigInput } from "./schema.js";
 
@@ -486,6 +486,70 @@ const ha = container("ha", "the redundant pair: heartbeats and election (absent:
   ]),
 ]);
 
+/** A number with a fraction, from min to max. */
+function decimal(min: number, max: number, placeholder = "<number>"): ValueType {
+  return {
+    placeholder,
+    help: `a number from ${min} to ${max}`,
+    expected: `a number from ${min} to ${max}`,
+    parse: (w) => (DECIMAL.test(w) && Number(w) >= min && Number(w) <= max ? Number(w) : undefined),
+    format: String,
+    range: [min, max],
+  };
+}
+
+const levelsTarget = text("<target>", "address or address:port ([v6]:port) of an appliance", RELAY_TARGET_FORM, (w) => parseRelayTarget(w, 1) !== undefined);
+const distance: ValueType = {
+  placeholder: "<distance|measured>",
+  help: `measured (round trips, ms) or a number from ${LEVELS_RANGE.distance[0]} to ${LEVELS_RANGE.distance[1]}`,
+  expected: `"measured" or a number from ${LEVELS_RANGE.distance[0]} to ${LEVELS_RANGE.distance[1]}`,
+  parse: (w) => (w === "measured" ? w : DECIMAL.test(w) && Number(w) >= LEVELS_RANGE.distance[0] && Number(w) <= LEVELS_RANGE.distance[1] ? Number(w) : undefined),
+  format: String,
+};
+
+const levels = container("levels", "multi-level routing and flow recovery between appliances (absent: a lone site)", [
+  leaf("role", oneOf({ site: "selects servers (default)", system: "selects sites, through IP-in-IP tunnels" }), "this appliance's level"),
+  leaf("name", name, "its id in updates and queries (default: the hostname)"),
+  list("keys", "keys updates and queries are signed with (the first signs, every one is accepted)", {
+    noun: "levels key",
+    keyType: int(...DISCOVERY_RANGE.keyId, "<key-id>"),
+    keyField: "id",
+    summary: () => "HMAC-SHA256 key",
+    children: [leaf("secret", discoverySecret, "the key's secret")],
+  }),
+  leaf("local", unicast, "management address the levels socket binds (default management ipv4)"),
+  leaf("port", tcpPort, "UDP port of the levels socket, the same on every appliance (default 7790)"),
+  leafList("uplinks", levelsTarget, "system appliance load updates go to"),
+  leaf("intervalMs", int(...LEVELS_RANGE.intervalMs, "<ms>", " ms"), "time between load updates and pings (default 1000)"),
+  leaf("aggregate", oneOf({ mean: "the mean of the servers' loads (default)", max: "the highest", min: "the lowest", sum: "the sum", median: "the median" }), "how a VIP's servers' loads make one figure"),
+  leafList("subnets", prefix, "virtual subnet reported as a whole, besides each VIP"),
+  leaf("decapsulate", boolean, "site: take IP-in-IP to a port address whose inner destination is a VIP (default true)"),
+  list("sites", "system: the sites, each a backend by its name", {
+    noun: "site",
+    keyType: name,
+    summary: (e) => `${str(e.address)} via ${str(e.via)}`,
+    children: [
+      leaf("address", unicast, "the site appliance's data-port address: the tunnels' outer destination"),
+      leaf("via", reference("ports", "port"), "port the site is reached through"),
+      leaf("mac", mac, "the next hop's MAC (default: resolved by ARP / ND)"),
+      leaf("control", levelsTarget, "the site appliance's levels socket (default: address at the levels port)"),
+      leaf("distance", distance, "fixed distance, or measured round trips in ms (default measured)"),
+    ],
+  }),
+  leaf("deadIntervals", int(...LEVELS_RANGE.deadIntervals), "missed update intervals before a site takes no new flows (default 3)"),
+  container("cost", "system: cost = load% x load + distance x distance", [
+    leaf("load", decimal(...LEVELS_RANGE.costWeight), "weight of the load, in percent (default 1)"),
+    leaf("distance", decimal(...LEVELS_RANGE.costWeight), "weight of the distance (default 1)"),
+    leaf("tolerance", decimal(...LEVELS_RANGE.costWeight), "sites this close to the lowest cost share new flows (default 5)"),
+  ]),
+  container("recovery", "asking other appliances about a mid-flow packet without a flow entry", [
+    leaf("enabled", boolean, "on (default: on a system, or with peers)"),
+    leafList("peers", levelsTarget, "appliance asked (the others of an ECMP set)"),
+    leaf("timeoutMs", int(...LEVELS_RANGE.recoveryTimeoutMs, "<ms>", " ms"), "how long a query holds its packets (default 20)"),
+    leaf("maxPending", int(...LEVELS_RANGE.recoveryMaxPending), "queries in flight at most (default 4096)"),
+  ]),
+]);
+
 /** The root: every path of ConfigInput, in the order of the schema. */
 export const CONFIG_TREE: ContainerNode = container("", "the configuration", [
   container("system", "identity, time and logins of the appliance", [
@@ -552,6 +616,7 @@ export const CONFIG_TREE: ContainerNode = container("", "the configuration", [
       leaf("via", reference("ports", "port"), "port the server is reached through"),
       leaf("natPort", tcpPort, "NAT: the server's own port, over the service's target port"),
       leaf("state", oneOf({ active: "takes new flows (default)", draining: "keeps its flows, takes no new ones", down: "takes no flows" }), "administrative state"),
+      leaf("capacity", int(0, 100_000_000), "connections it carries at full load (its load: flows / capacity)"),
       check,
     ],
   }),
@@ -573,7 +638,20 @@ export const CONFIG_TREE: ContainerNode = container("", "the configuration", [
         children: [leaf("weight", int(...RANGE.weight), "relative share of new flows (default 1)")],
       }),
       leaf("onBackendDown", oneOf({ reselect: "move its flows to another backend (default)", reset: "reset its TCP flows" }), "flows of a backend that goes down"),
-      leaf("policy", oneOf({ maglev: "consistent hashing over the members (default)", "primary-backup": "all flows to one primary; the next takes over, no pre-emption" }), "how new flows choose a backend"),
+      leaf("policy", oneOf({ maglev: "consistent hashing over the members (default)", "primary-backup": "all flows to one primary; the next takes over, no pre-emption", "source-partition": "each portion of the client space to its owner" }), "how new flows choose a backend"),
+      container("partitions", "source-partition: the portions of the client space and their owners", [
+        list("portions", "portions written out (no overlap, no hole)", {
+          noun: "portion",
+          keyType: prefix,
+          keyField: "prefix",
+          summary: (e) => `owned by ${str(e.owner)}`,
+          children: [leaf("owner", reference("backends", "backend"), "the member that owns it")],
+        }),
+        leaf("split", int(...PARTITION_RANGE.split), "or: 2^split equal portions dealt to the members"),
+        leaf("interleave", boolean, "deal them round robin (default true), else in blocks"),
+        leaf("congestedAt", decimal(0, 100), "load at which an owner sheds portions (default 0.9; 0: never)"),
+        leaf("holdS", int(...PARTITION_RANGE.holdS, "<seconds>", " s"), "seconds between two portions shed by one member (default 10)"),
+      ]),
       leaf("arp", boolean, "answer ARP / ND for the VIP (default true)"),
       leaf("chain", reference("chains", "chain"), "chain its packets pass before the server (NAT services)"),
       container("tunnel", "tunnel mode encapsulation", [
@@ -591,6 +669,7 @@ export const CONFIG_TREE: ContainerNode = container("", "the configuration", [
   ha,
   chains,
   acls,
+  levels,
 ]);
 
 // ---- reading ConfigInput through the tree ----------------------------------------------------

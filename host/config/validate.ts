@@ -14,6 +14,9 @@ import { type DiscoveryConfig, DISCOVERY_DEFAULTS } from "./schema.js";
 import { type SupervisorSettings, SUPERVISOR_DEFAULTS } from "./schema.js";
 import { type HaConfig, HA_DEFAULTS } from "./schema.js";
 import type { Chain, ChainDevice, AclTable, AclRule } from "./schema.js";
+import type { Partitions } from "./schema.js";
+import { type LevelsConfig, type LevelsEndpoint, type LevelsSite, LEVELS_DEFAULTS } from "./schema.js";
+import { isId, ID_FORM } from "../wire/fields.js";
 
 export interface ConfigError {
   path: string;
@@ -214,7 +217,7 @@ class Checker {
 
 export function validate(input: unknown): Validation {
   const c = new Checker();
-  const root = c.object("config", input, ["system", "management", "ports", "dataplane", "backends", "services", "flowRules", "telemetry", "snmp", "discovery", "ha", "chains", "acls"]);
+  const root = c.object("config", input, ["system", "management", "ports", "dataplane", "backends", "services", "flowRules", "telemetry", "snmp", "discovery", "ha", "chains", "acls", "levels"]);
   if (!root) return { ok: false, errors: c.errors };
 
   const system = root.system === undefined ? {} : c.object("system", root.system, ["hostname", "timezone", "ntp", "users"]) ?? {};
@@ -323,7 +326,7 @@ export function validate(input: unknown): Validation {
   const beByName = new Map<string, Backend>();
   (c.array("backends", root.backends) ?? []).forEach((b, i) => {
     const path = `backends[${i}]`;
-    const o = c.object(path, b, ["name", "address", "mac", "via", "natPort", "state", "check"]);
+    const o = c.object(path, b, ["name", "address", "mac", "via", "natPort", "state", "check", "capacity"]);
     if (!o) return;
     const name = c.name(`${path}.name`, o.name);
     if (name && beByName.has(name)) c.fail(`${path}.name`, name, "a name no other backend has");
@@ -337,10 +340,17 @@ export function validate(input: unknown): Validation {
       natPort: c.int(`${path}.natPort`, o.natPort, 0, ...RANGE.port) ?? 0,
       state: c.oneOf(`${path}.state`, o.state, "active", ["active", "draining", "down"] as const) ?? "active",
       check: o.check === undefined ? undefined : check(c, `${path}.check`, o.check),
+      capacity: c.int(`${path}.capacity`, o.capacity, 0, 0, 100_000_000) ?? 0,
     };
     backends.push(be);
     if (name) beByName.set(name, be);
   });
+  // a system appliance's sites are backends too (reached through tunnels), named before the services read them
+  const levelsIn = root.levels === undefined ? undefined : c.object("levels", root.levels, LEVELS_KEYS);
+  for (const be of levelsIn ? levelSites(c, levelsIn, portByName, beByName) : []) {
+    backends.push(be);
+    beByName.set(be.name, be);
+  }
   if (backends.length > sizes.maxBackends) c.fail("backends", backends.length, `at most ${sizes.maxBackends} backends (dataplane.limits.backends)`);
 
   // services
@@ -349,7 +359,7 @@ export function validate(input: unknown): Validation {
   const svcKeys = new Map<string, string>();
   (c.array("services", root.services) ?? []).forEach((s, i) => {
     const path = `services[${i}]`;
-    const o = c.object(path, s, ["name", "vip", "protocol", "port", "mode", "targetPort", "backends", "onBackendDown", "arp", "tunnel", "chain", "policy"]);
+    const o = c.object(path, s, ["name", "vip", "protocol", "port", "mode", "targetPort", "backends", "onBackendDown", "arp", "tunnel", "chain", "policy", "partitions"]);
     if (!o) return;
     const name = c.name(`${path}.name`, o.name);
     if (name && svcNames.has(name)) c.fail(`${path}.name`, name, "a name no other service has");
@@ -389,6 +399,10 @@ export function validate(input: unknown): Validation {
       source6: t.source6 === undefined ? undefined : c.address(`${path}.tunnel.source6`, t.source6, 6),
       guePort: c.int(`${path}.tunnel.guePort`, t.guePort, 6080, ...RANGE.port) ?? 6080,
     };
+    const sites = members.filter((m) => beByName.get(m.name)?.site);
+    if (sites.length && (sites.length !== members.length || mode !== "tunnel")) {
+      c.fail(`${path}.backends`, members.map((m) => m.name).join(", "), "either sites (levels.sites) only, in mode tunnel, or no site: a system service picks sites, a site service servers");
+    }
     if (mode === "tunnel") {
       for (const m of members) {
         const fam = beByName.get(m.name)?.address.family;
@@ -396,6 +410,9 @@ export function validate(input: unknown): Validation {
         if (fam === 6 && !tunnel.source6) c.fail(`${path}.tunnel.source6`, undefined, `an IPv6 source address: backend ${m.name} is reached over IPv6`);
       }
     }
+    const policy = c.oneOf(`${path}.policy`, o.policy, "maglev", ["maglev", "primary-backup", "source-partition"] as const) ?? "maglev";
+    if (o.partitions !== undefined && policy !== "source-partition") c.fail(`${path}.partitions`, "(given)", "partitions only with policy source-partition");
+    const partitions = policy === "source-partition" && vip ? partitionsOf(c, `${path}.partitions`, o.partitions, vip.family, members.map((m) => m.name)) : undefined;
     services.push({
       name: name ?? "",
       vip: vip ?? { family: 4, bytes: new Uint8Array(4), text: "" },
@@ -405,7 +422,8 @@ export function validate(input: unknown): Validation {
       targetPort,
       backends: members,
       onBackendDown: c.oneOf(`${path}.onBackendDown`, o.onBackendDown, "reselect", ["reselect", "reset"] as const) ?? "reselect",
-      policy: c.oneOf(`${path}.policy`, o.policy, "maglev", ["maglev", "primary-backup"] as const) ?? "maglev",
+      policy,
+      ...(partitions && { partitions }),
       arp: c.bool(`${path}.arp`, o.arp, true),
       tunnel,
       ...(o.chain !== undefined && { chain: typeof o.chain === "string" ? o.chain : String(o.chain) }),
@@ -422,6 +440,8 @@ export function validate(input: unknown): Validation {
   }
 
   const flowRules = flowRulesSection(c, root.flowRules, beByName, services);
+  const portions = services.reduce((n, s) => n + (s.partitions?.portions.length ?? 0), 0);
+  if (portions + flowRules.length > MAX_FLOW_RULES) c.fail("services", `${portions} portions and ${flowRules.length} flow rules`, `at most ${MAX_FLOW_RULES} portions and flow rules together (each portion is a flow rule in the data plane)`);
   const telemetry = telemetrySection(c, root.telemetry);
   const snmp = root.snmp === undefined ? undefined : snmpSection(c, root.snmp);
   const discovery = root.discovery === undefined ? undefined : discoverySection(c, root.discovery, ports, backends);
@@ -430,9 +450,10 @@ export function validate(input: unknown): Validation {
   const ha = root.ha === undefined ? undefined : haSection(c, root.ha);
   const chains = chainsSection(c, root.chains, ports, services, (root.services as unknown[] | undefined) ?? []);
   const acls = aclsSection(c, root.acls, ports, services);
+  const levels = levelsIn ? levelsSection(c, levelsIn, hostname, management, backends) : undefined;
 
   if (c.errors.length) return { ok: false, errors: c.errors };
-  return { ok: true, config: { hostname, timezone, ntp, users, management, ports, sizes, timeouts, noVip, backends, services, flowRules, telemetry, snmp, discovery, ha, chains, acls } };
+  return { ok: true, config: { hostname, timezone, ntp, users, management, ports, sizes, timeouts, noVip, backends, services, flowRules, telemetry, snmp, discovery, ha, chains, acls, ...(levels && { levels }) } };
 }
 
 // ---- service chains and ACLs ------------------------------------------------------------------
@@ -1117,4 +1138,190 @@ function haSection(c: Checker, v: unknown): HaConfig | undefined {
 
 function sameAddress(a: Address, b: Address): boolean {
   return a.family === b.family && a.bytes.every((x, i) => x === b.bytes[i]);
+}
+
+// ---- levels ----------------------------------------------------------------------------------
+
+const LEVELS_KEYS = ["role", "name", "keys", "local", "port", "uplinks", "intervalMs", "aggregate", "subnets", "decapsulate", "sites", "deadIntervals", "cost", "recovery"];
+
+export const LEVELS_RANGE = {
+  intervalMs: [50, 600_000],
+  deadIntervals: [2, 1000],
+  uplinks: [0, 8],
+  sites: [0, 64],
+  subnets: [0, 64],
+  peers: [0, 16],
+  costWeight: [0, 1_000_000],
+  distance: [0, 1_000_000],
+  recoveryTimeoutMs: [1, 10_000],
+  recoveryMaxPending: [1, 1_000_000],
+  keys: [1, 16],
+} as const satisfies Record<string, readonly [number, number]>;
+
+const AGGREGATES = ["mean", "max", "min", "sum", "median"] as const;
+
+/** levels.sites as backends (each named by its site, reached through `via`), checked against the backends written. */
+function levelSites(c: Checker, l: Record<string, unknown>, portByName: Map<string, number>, beByName: Map<string, Backend>): Backend[] {
+  if (l.sites === undefined) return [];
+  const out: Backend[] = [];
+  const list = c.array("levels.sites", l.sites) ?? [];
+  if (list.length > LEVELS_RANGE.sites[1]) c.fail("levels.sites", `${list.length} sites`, `at most ${LEVELS_RANGE.sites[1]} sites`);
+  list.forEach((e, i) => {
+    const path = `levels.sites[${i}]`;
+    const o = c.object(path, e, ["name", "address", "via", "mac", "control", "distance"]);
+    if (!o) return;
+    const name = c.name(`${path}.name`, o.name);
+    if (name && (beByName.has(name) || out.some((b) => b.name === name))) c.fail(`${path}.name`, name, "a name no backend and no other site has");
+    const via = typeof o.via === "string" ? portByName.get(o.via) : undefined;
+    if (via === undefined) c.fail(`${path}.via`, o.via, `the name of a port (${[...portByName.keys()].join(", ")})`);
+    const address = typeof o.address === "string" ? parseUnicast(o.address) : undefined;
+    if (!address) c.fail(`${path}.address`, o.address, `${UNICAST_FORM}: the site appliance's data-port address`);
+    if (name && via !== undefined && address) {
+      out.push({ name, address, mac: o.mac === undefined ? undefined : c.mac(`${path}.mac`, o.mac), via, natPort: 0, state: "active", capacity: 0, site: true });
+    }
+  });
+  return out;
+}
+
+function levelsSection(c: Checker, l: Record<string, unknown>, hostname: string, management: Config["management"], backends: Backend[]): LevelsConfig | undefined {
+  const D = LEVELS_DEFAULTS;
+  const role = c.oneOf("levels.role", l.role, "site", ["site", "system"] as const);
+  const name = l.name === undefined ? hostname : c.name("levels.name", l.name);
+  if (name !== undefined && !isId(name)) c.fail("levels.name", name, ID_FORM);
+  const keys = keyList(c, "levels.keys", l.keys, LEVELS_RANGE.keys[1]);
+  const local = l.local === undefined ? management.ipv4 : typeof l.local === "string" ? parseUnicast(l.local) ?? c.fail("levels.local", l.local, UNICAST_FORM) : c.fail("levels.local", l.local, UNICAST_FORM);
+  const port = c.int("levels.port", l.port, D.port, ...RANGE.port);
+  const endpoints = (path: string, v: unknown, max: number): LevelsEndpoint[] => {
+    const list = c.array(path, v) ?? [];
+    if (list.length > max) c.fail(path, `${list.length} entries`, `at most ${max}`);
+    return list.flatMap((e, i) => {
+      const t = typeof e === "string" ? parseRelayTarget(e, port ?? D.port) : undefined;
+      return t ? [t] : (c.fail(`${path}[${i}]`, e, RELAY_TARGET_FORM), []);
+    });
+  };
+  const uplinks = endpoints("levels.uplinks", l.uplinks, LEVELS_RANGE.uplinks[1]);
+  const intervalMs = c.int("levels.intervalMs", l.intervalMs, D.intervalMs, ...LEVELS_RANGE.intervalMs);
+  const aggregate = c.oneOf("levels.aggregate", l.aggregate, D.aggregate, AGGREGATES);
+  const subnetList = c.array("levels.subnets", l.subnets) ?? [];
+  if (subnetList.length > LEVELS_RANGE.subnets[1]) c.fail("levels.subnets", `${subnetList.length} subnets`, `at most ${LEVELS_RANGE.subnets[1]}`);
+  const subnets = subnetList.flatMap((e, i) => {
+    const p = typeof e === "string" ? parsePrefix(e) : undefined;
+    return p ? [p] : (c.fail(`levels.subnets[${i}]`, e, PREFIX_FORM), []);
+  });
+  const decapsulate = c.bool("levels.decapsulate", l.decapsulate, true);
+  const deadIntervals = c.int("levels.deadIntervals", l.deadIntervals, D.deadIntervals, ...LEVELS_RANGE.deadIntervals);
+  const co = l.cost === undefined ? {} : c.object("levels.cost", l.cost, ["load", "distance", "tolerance"]) ?? {};
+  const weight = (k: "load" | "distance" | "tolerance"): number | undefined => {
+    const v = co[k] ?? D.cost[k];
+    if (typeof v !== "number" || !Number.isFinite(v) || v < LEVELS_RANGE.costWeight[0] || v > LEVELS_RANGE.costWeight[1]) return c.fail(`levels.cost.${k}`, v, `a number from ${LEVELS_RANGE.costWeight[0]} to ${LEVELS_RANGE.costWeight[1]}`);
+    return v;
+  };
+  const cost = { load: weight("load"), distance: weight("distance"), tolerance: weight("tolerance") };
+  const sites: LevelsSite[] = [];
+  ((c.array("levels.sites", l.sites) ?? []) as Record<string, unknown>[]).forEach((o, i) => {
+    const be = backends.find((b) => b.site && b.name === o?.name);
+    if (!be || typeof o !== "object") return;
+    const path = `levels.sites[${i}]`;
+    let distance: number | "measured" = "measured";
+    if (o.distance !== undefined && o.distance !== "measured") {
+      if (typeof o.distance !== "number" || !Number.isFinite(o.distance) || o.distance < LEVELS_RANGE.distance[0] || o.distance > LEVELS_RANGE.distance[1]) {
+        c.fail(`${path}.distance`, o.distance, `"measured" or a number from ${LEVELS_RANGE.distance[0]} to ${LEVELS_RANGE.distance[1]}`);
+      } else distance = o.distance;
+    }
+    let control: LevelsEndpoint | undefined = { address: be.address, port: port ?? D.port };
+    if (o.control !== undefined) {
+      control = typeof o.control === "string" ? parseRelayTarget(o.control, port ?? D.port) : undefined;
+      if (!control) c.fail(`${path}.control`, o.control, RELAY_TARGET_FORM);
+    }
+    if (control) sites.push({ name: be.name, address: be.address, control, distance });
+  });
+  if (role === "site" && sites.length) c.fail("levels.sites", `${sites.length} sites`, "no sites on a site appliance (role site): sites are a system appliance's (role system)");
+  if (role === "system" && !sites.length) c.fail("levels.sites", l.sites, "one or more sites { name, address, via } for a system appliance");
+  const r = l.recovery === undefined ? {} : c.object("levels.recovery", l.recovery, ["enabled", "peers", "timeoutMs", "maxPending"]) ?? {};
+  const peers = endpoints("levels.recovery.peers", r.peers, LEVELS_RANGE.peers[1]);
+  // a system appliance can always ask its sites; a site needs peers (the other appliances of its set)
+  const recovery = {
+    enabled: c.bool("levels.recovery.enabled", r.enabled, role === "system" || peers.length > 0),
+    peers,
+    timeoutMs: c.int("levels.recovery.timeoutMs", r.timeoutMs, D.recoveryTimeoutMs, ...LEVELS_RANGE.recoveryTimeoutMs),
+    maxPending: c.int("levels.recovery.maxPending", r.maxPending, D.recoveryMaxPending, ...LEVELS_RANGE.recoveryMaxPending),
+  };
+  if (role === undefined || name === undefined || port === undefined || intervalMs === undefined || aggregate === undefined || deadIntervals === undefined) return undefined;
+  if (cost.load === undefined || cost.distance === undefined || cost.tolerance === undefined) return undefined;
+  if (recovery.enabled === undefined || recovery.timeoutMs === undefined || recovery.maxPending === undefined || decapsulate === undefined) return undefined;
+  return {
+    role, name, keys, ...(local && { local }), port, uplinks, intervalMs, aggregate, subnets, decapsulate, sites, deadIntervals,
+    cost: { load: cost.load, distance: cost.distance, tolerance: cost.tolerance },
+    recovery: { enabled: recovery.enabled, peers, timeoutMs: recovery.timeoutMs, maxPending: recovery.maxPending },
+  };
+}
+
+// ---- source partitions -----------------------------------------------------------------------
+
+export const PARTITION_RANGE = { split: [1, 7], portions: [2, 128], holdS: [0, 3600] } as const;
+
+/**
+ * A source-partition service's portions: written out (every prefix of the VIP's family, none
+ * overlapping, together the whole space) or made by splitting the space into 2^split equal
+ * prefixes dealt to the members. Returned in address order.
+ */
+function partitionsOf(c: Checker, path: string, v: unknown, family: 4 | 6, members: string[]): Partitions | undefined {
+  const o = v === undefined ? {} : c.object(path, v, ["portions", "split", "interleave", "congestedAt", "holdS"]);
+  if (!o) return undefined;
+  if (!members.length) return c.fail(path, undefined, "members to own the portions (the service has no backends)");
+  const congestedAt = typeof o.congestedAt === "number" && o.congestedAt >= 0 && o.congestedAt <= 100 ? o.congestedAt
+    : o.congestedAt === undefined ? 0.9 : c.fail(`${path}.congestedAt`, o.congestedAt, "a load from 0 (never) to 100, 1 meaning full");
+  const holdS = c.int(`${path}.holdS`, o.holdS, 10, ...PARTITION_RANGE.holdS);
+  const bits = family === 4 ? 32 : 128;
+  let portions: { prefix: Prefix; owner: string }[] = [];
+  if (o.portions !== undefined) {
+    if (o.split !== undefined || o.interleave !== undefined) c.fail(`${path}.split`, o.split ?? o.interleave, "either portions or split (with interleave), not both");
+    const list = c.array(`${path}.portions`, o.portions) ?? [];
+    if (list.length < PARTITION_RANGE.portions[0] || list.length > PARTITION_RANGE.portions[1]) c.fail(`${path}.portions`, `${list.length} portions`, `${PARTITION_RANGE.portions[0]} to ${PARTITION_RANGE.portions[1]} portions { prefix, owner }`);
+    list.forEach((e, i) => {
+      const at = `${path}.portions[${i}]`;
+      const po = c.object(at, e, ["prefix", "owner"]);
+      if (!po) return;
+      const prefix = typeof po.prefix === "string" ? parsePrefix(po.prefix) : undefined;
+      if (!prefix) return c.fail(`${at}.prefix`, po.prefix, PREFIX_FORM);
+      if (prefix.family !== family) return c.fail(`${at}.prefix`, po.prefix, `an IPv${family} prefix, as the VIP is`);
+      if (typeof po.owner !== "string" || !members.includes(po.owner)) return c.fail(`${at}.owner`, po.owner, `a member of the service (${members.join(", ")})`);
+      portions.push({ prefix, owner: po.owner });
+    });
+    portions.sort((a, b) => (prefixStart(a.prefix) < prefixStart(b.prefix) ? -1 : 1));
+    let next = 0n;
+    for (const p of portions) {
+      const start = prefixStart(p.prefix);
+      if (start < next) c.fail(`${path}.portions`, p.prefix.text, `portions that do not overlap (${p.prefix.text} overlaps the one before it)`);
+      else if (start > next) c.fail(`${path}.portions`, p.prefix.text, `portions that leave no hole (nothing covers ${bigToAddress(next, family)} up to ${p.prefix.text})`);
+      next = start + (1n << BigInt(bits - p.prefix.length));
+    }
+    if (portions.length && next < 1n << BigInt(bits)) c.fail(`${path}.portions`, portions[portions.length - 1].prefix.text, `portions that cover the whole IPv${family} space (nothing covers ${bigToAddress(next, family)} and up)`);
+  } else {
+    const split = c.int(`${path}.split`, o.split, Math.max(1, Math.ceil(Math.log2(members.length))), ...PARTITION_RANGE.split);
+    const interleave = c.bool(`${path}.interleave`, o.interleave, true);
+    if (split === undefined) return undefined;
+    const n = 1 << split;
+    portions = Array.from({ length: n }, (_, i) => ({
+      prefix: prefixOf(BigInt(i) << BigInt(bits - split), split, family),
+      owner: members[interleave ? i % members.length : Math.floor((i * members.length) / n)],
+    }));
+  }
+  if (congestedAt === undefined || holdS === undefined) return undefined;
+  return { portions, congestedAt, holdS };
+}
+
+function prefixStart(p: Prefix): bigint {
+  return p.bytes.reduce((n, b) => (n << 8n) | BigInt(b), 0n);
+}
+
+function bigToAddress(v: bigint, family: 4 | 6): string {
+  const bytes = new Uint8Array(family === 4 ? 4 : 16);
+  for (let i = bytes.length - 1; i >= 0; i--, v >>= 8n) bytes[i] = Number(v & 0xffn);
+  return family === 4 ? bytes.join(".") : Array.from({ length: 8 }, (_, i) => ((bytes[2 * i] << 8) | bytes[2 * i + 1]).toString(16)).join(":").replace(/(^|:)0(:0)+(:|$)/, "::");
+}
+
+function prefixOf(start: bigint, length: number, family: 4 | 6): Prefix {
+  const text = `${bigToAddress(start, family)}/${length}`;
+  return parsePrefix(text)!;
 }

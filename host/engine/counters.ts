@@ -54,6 +54,8 @@ export interface CounterSnapshot {
   };
   /** HA flow-state sync: events the engines reported (and lost), entries installed from the peer. */
   sync: { events: number; eventsLost: number; installed: number; installFailed: number };
+  /** Multi-level routing: IP-in-IP to us opened (a site), mid-flow TCP punted to ask peers about. */
+  levels: { decapsulated: number; recoverPunted: number };
   icmpSent: number;
   tcpResetsSent: number;
   ipv4Options: number;
@@ -134,6 +136,7 @@ export function readCounters(mem: ArrayBufferLike, plan: RegionPlan, config: Con
       reused: c(L.C_FLOW_REUSED),
     },
     sync: { events: c(L.C_FLOW_EVENTS), eventsLost: c(L.C_FLOW_EVENTS_LOST), installed: c(L.C_SYNC_INSTALLED), installFailed: c(L.C_SYNC_FAILED) },
+    levels: { decapsulated: c(L.C_DECAPSULATED), recoverPunted: c(L.C_RECOVER_PUNTED) },
     icmpSent: c(L.C_ICMP_SENT), tcpResetsSent: c(L.C_TCP_RST_SENT), ipv4Options: c(L.C_IPV4_OPTIONS),
     batches: c(L.C_BATCHES), ports, services, backends,
   };

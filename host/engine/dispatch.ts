@@ -14,9 +14,37 @@ function l3Of(f: Uint8Array): { et: number; l3: number } {
   return { et, l3: off + 2 };
 }
 
-/** FNV-1a over the client's address and port: cheap, and all a spread over a few engines needs. */
-export function clientSideHash(f: Uint8Array, serverFacing: boolean): number {
-  const { et, l3 } = l3Of(f);
+/**
+ * Where the packet inside IP-in-IP starts (IPv4 protocol 4 or 41, not a fragment; IPv6 next
+ * header 4 or 41 right after the fixed header), as l3Of gives it; the frame's own otherwise.
+ * Whether the tunnel is addressed to us is not asked: any consistent spread of it will do.
+ */
+function innerOf(f: Uint8Array, at: { et: number; l3: number }): { et: number; l3: number } {
+  const { et, l3 } = at;
+  let proto: number;
+  let inner: number;
+  if (et === 0x0800 && f.length >= l3 + 20) {
+    if (((f[l3 + 6] << 8) | f[l3 + 7]) & 0x3fff) return at;
+    proto = f[l3 + 9];
+    inner = l3 + (f[l3] & 15) * 4;
+  } else if (et === 0x86dd && f.length >= l3 + 40) {
+    proto = f[l3 + 6];
+    inner = l3 + 40;
+  } else {
+    return at;
+  }
+  if (proto === 4) return { et: 0x0800, l3: inner };
+  if (proto === 41) return { et: 0x86dd, l3: inner };
+  return at;
+}
+
+/**
+ * FNV-1a over the client's address and port: cheap, and all a spread over a few engines needs.
+ * openTunnels (a site that serves IP-in-IP's inner packets): a tunnelled packet is hashed by its
+ * inner client, as its engine will key it, so that its NAT replies and installed entries meet it.
+ */
+export function clientSideHash(f: Uint8Array, serverFacing: boolean, openTunnels = false): number {
+  const { et, l3 } = openTunnels ? innerOf(f, l3Of(f)) : l3Of(f);
   let addr: number;
   let alen: number;
   let l4: number;

@@ -223,8 +223,11 @@ export class Engine {
     return this.nFree;
   }
 
-  /** Copies a frame into a free buffer and posts it on the rx ring. False: no buffer, or too big. */
-  rxPush(port: number, frame: Uint8Array): boolean {
+  /**
+   * Copies a frame into a free buffer and posts it on the rx ring, with aux (RXA_* flags: e.g.
+   * RXA_NO_RECOVER for a frame re-injected after a recovery query). False: no buffer, or too big.
+   */
+  rxPush(port: number, frame: Uint8Array, aux = 0): boolean {
     if (frame.length > this.maxFrame || this.nFree === 0) return false;
     const buf = this.freeBufs[--this.nFree];
     this.lastPushedBuffer = buf;
@@ -237,6 +240,7 @@ export class Engine {
     this.dv.setUint16(d + L.DESC_LEN, frame.length, true);
     this.dv.setUint8(d + L.DESC_PORT, port);
     this.dv.setUint32(d + L.DESC_BUF, buf, true);
+    this.dv.setUint32(d + L.DESC_AUX, aux >>> 0, true); // always: ring slots are reused
     Atomics.store(this.all32, (ring + L.RING_HEAD) / 4, (head + 1) | 0); // publish
     return true;
   }
@@ -318,6 +322,17 @@ export class Engine {
     }
     Atomics.store(this.all32, (ring + L.RING_HEAD) / 4, (head + n) | 0); // publish
     return n;
+  }
+
+  /** Install records published on the sync ring so far: a free-running u32 mark for installsTaken. */
+  get installsPushed(): number {
+    return this.dv.getUint32(this.plan.syncRing + L.RING_HEAD, true);
+  }
+
+  /** Has the engine installed (or counted as failed) every record pushed up to mark (wrap-safe)? */
+  installsTaken(mark = this.installsPushed): boolean {
+    const tail = Atomics.load(this.all32, (this.plan.syncRing + L.RING_TAIL) / 4) >>> 0;
+    return ((tail - mark) | 0) >= 0;
   }
 
   counters(): CounterSnapshot {

@@ -5,3 +5,4 @@ export { readCounters, fateIdentityHolds, subtractCounters, DROP_REASON_NAMES, P
 export { planMemory, flowBytesPerFlow, type RegionPlan } from "./memory-plan.js";
 export { buildMaglev, maglevShares } from "./maglev.js";
 export { readFlows, countFlowsByBackend, type FlowRow, type FlowFilter } from "./flows.js";
+export { findFlow, flowKeyOf, type FoundFlow, type FrameKey } from "./flow-lookup.js";

@@ -6,7 +6,7 @@
 import * as L from "../../assembly/layout.js";
 import type { Config } from "../config/schema.js";
 import { Engine, dataplaneModule, type RingEntry } from "./engine.js";
-import { assignSlots, maglevTables, newSlots, type Slots } from "./program.js";
+import { assignSlots, decapsulates, maglevTables, newSlots, type Slots } from "./program.js";
 import { sumCounters, type CounterSnapshot } from "./counters.js";
 import { clientSideHash, dstIsIn } from "./dispatch.js";
 import { importFlow, engineFor, type SyncFlow } from "../ha/flow-sync.js";
@@ -40,6 +40,8 @@ export class EnginePool {
   private bothWays: boolean[] = [];
   private vips4 = new Set<number>();
   private vips6 = new Set<string>();
+  /** The engines open IP-in-IP to us (CFGF_DECAP): spread by the inner packet's client, as they serve it. */
+  private openTunnels = false;
   private applying: Promise<void> = Promise.resolve();
   private clockTimer?: NodeJS.Timeout;
   private stopped = false;
@@ -75,6 +77,7 @@ export class EnginePool {
     this.bothWays = config.ports.map((p) => devicePorts.has(p.index) && !this.serverFacing[p.index]);
     this.vips4 = new Set(config.services.filter((s) => s.vip.family === 4).map((s) => new DataView(s.vip.bytes.buffer, s.vip.bytes.byteOffset, 4).getUint32(0)));
     this.vips6 = new Set(config.services.filter((s) => s.vip.family === 6).map((s) => Buffer.from(s.vip.bytes).toString("hex")));
+    this.openTunnels = decapsulates(config);
   }
 
   private tickClock(): void {
@@ -84,14 +87,27 @@ export class EnginePool {
 
   /** Hands frames received on board port `port` to the engines. */
   dispatch(port: number, frames: readonly Uint8Array[]): void {
+    this.push(port, frames, 0);
+  }
+
+  /**
+   * Hands back frames the host held (a flow-recovery query): each to the engine dispatch() would
+   * choose, with aux (RXA_* flags, e.g. RXA_NO_RECOVER) in its rx descriptor.
+   */
+  reinject(port: number, frames: readonly Uint8Array[], aux: number): void {
+    this.push(port, frames, aux);
+  }
+
+  private push(port: number, frames: readonly Uint8Array[], aux: number): void {
     const n = this.engines.length;
     const side = this.serverFacing[port] ?? false;
     const both = this.bothWays[port] ?? false;
+    const open = this.openTunnels;
     let kicked = 0;
     for (const f of frames) {
-      const i = n === 1 ? 0 : clientSideHash(f, both ? !dstIsIn(f, this.vips4, this.vips6) : side) % n;
+      const i = n === 1 ? 0 : clientSideHash(f, both ? !dstIsIn(f, this.vips4, this.vips6) : side, open) % n;
       const e = this.engines[i];
-      if (!e.rxPush(port, f)) {
+      if (!e.rxPush(port, f, aux)) {
         if (f.length > e.maxFrame) this.stats.rxTooBig++;
         else this.stats.rxNoBuffer++;
         continue;
@@ -181,6 +197,21 @@ export class EnginePool {
       if (q.length) waiting = true;
     });
     if (waiting && !this.stopped) this.installTimer = setTimeout(() => this.pushInstalls(), 1);
+  }
+
+  /**
+   * Resolves once every engine has installed every record handed to install() before this call
+   * (those still queued here included): a frame re-injected afterwards meets its entry. Rejects
+   * when that takes longer than timeoutMs, or the pool stops.
+   */
+  async installsTaken(timeoutMs = SETTLE_TIMEOUT_MS): Promise<void> {
+    const marks = this.engines.map((e, i) => (e.installsPushed + this.pendingInstalls[i].length) >>> 0);
+    const deadline = performance.now() + timeoutMs;
+    while (!this.engines.every((e, i) => e.installsTaken(marks[i]))) {
+      if (this.stopped) throw new Error("the engine pool stopped before its engines took their installs");
+      if (performance.now() > deadline) throw new Error(`the engines did not take their flow installs within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 1));
+    }
   }
 
   /** Install records handed to install() that no engine has taken yet. */

@@ -103,7 +103,8 @@ export function writeConfigCopy(
   const abs = (off: number): number => base + off;
 
   const flags = (config.noVip === "forward" ? L.CFGF_NOVIP_FORWARD : 0) |
-    (config.role?.standby ? L.CFGF_STANDBY : 0) | (config.role?.flowEvents ? L.CFGF_FLOW_EVENTS : 0);
+    (config.role?.standby ? L.CFGF_STANDBY : 0) | (config.role?.flowEvents ? L.CFGF_FLOW_EVENTS : 0) |
+    (decapsulates(config) ? L.CFGF_DECAP : 0);
   dv.setUint32(L.CFG_FLAGS, flags, true);
   dv.setUint32(L.CFG_SVC_INDEX, abs(cl.svcIndex), true);
   dv.setUint32(L.CFG_SVC_INDEX_MASK, cl.svcIndexSlots - 1, true);
@@ -155,10 +156,12 @@ export function writeConfigCopy(
   }
 
   const tableStride = Math.ceil((cl.maglevSize * 2) / 64) * 64;
+  const recovers = config.levels?.recovery?.enabled === true; // TCP only: the punt is for mid-flow segments
   for (const s of config.services) {
     const slot = slots.services.slot(s.name)!;
     const r = cl.services + slot * L.SVC_SIZE;
-    const flags = L.SVCF_PRESENT | (s.onBackendDown === "reset" ? L.SVCF_DOWN_RESET : 0) | (s.arp ? L.SVCF_ARP : 0);
+    const flags = L.SVCF_PRESENT | (s.onBackendDown === "reset" ? L.SVCF_DOWN_RESET : 0) | (s.arp ? L.SVCF_ARP : 0) |
+      (recovers && s.protocol === "tcp" ? L.SVCF_RECOVER : 0);
     dv.setUint8(r + L.SVC_FLAGS, flags);
     dv.setUint8(r + L.SVC_FAMILY, s.vip.family);
     dv.setUint8(r + L.SVC_PROTO, PROTO[s.protocol]);
@@ -180,6 +183,11 @@ export function writeConfigCopy(
   writeChains(u8, dv, cl, config, abs);
   writeAcls(u8, dv, cl, config, slots, abs);
   return base;
+}
+
+/** A site that takes IP-in-IP from its system appliances opens it in the data plane (CFGF_DECAP). */
+export function decapsulates(config: Config): boolean {
+  return config.levels?.decapsulate === true && config.levels.role === "site";
 }
 
 /** Every chain device once, in the order chains, hops, devices then alternates name them: its index in the engine. */

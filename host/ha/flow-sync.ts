@@ -80,6 +80,14 @@ function fromEntry(engine: Engine, entry: Uint8Array, family: 4 | 6, leftMs: num
   return flow;
 }
 
+/**
+ * A flow entry read from the engine's tables (key then value bytes, e.g. findFlow's copy) in
+ * names, as a peer or the pool's install() takes it; undefined if its slots name nothing now.
+ */
+export function flowOf(engine: Engine, family: 4 | 6, entry: Uint8Array, leftMs: number, kind: number): SyncFlow | undefined {
+  return fromEntry(engine, entry, family, leftMs, kind);
+}
+
 /** A record of the engine's event ring, in names. */
 export function exportEvent(engine: Engine, record: Uint8Array): SyncFlow | undefined {
   const family = record[L.EV_FAMILY] === 6 ? 6 : 4;

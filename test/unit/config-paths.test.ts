@@ -55,7 +55,7 @@ function fullConfig(): ConfigInput {
         name: "s1", address: "10.0.2.11", mac: "02:00:00:00:02:11", via: "server", natPort: 8080, state: "draining",
         check: { type: "http", port: 8080, path: "/health", host: "www.example.com", expectStatus: 204, interval: 1.5, timeout: 0.5, rise: 2, fall: 3 },
       },
-      { name: "s2", address: "10.0.2.12", via: "server", check: { type: "udp", port: 53, send: 'PING "x"\r\n', expect: "PONG ok" } },
+      { name: "s2", address: "10.0.2.12", via: "server", capacity: 500, check: { type: "udp", port: 53, send: 'PING "x"\r\n', expect: "PONG ok" } },
       { name: "s1v6", address: "2001:db8:2::11", mac: "02:00:00:00:02:21", via: "server" },
     ],
     services: [
@@ -66,6 +66,18 @@ function fullConfig(): ConfigInput {
       {
         name: "dns", vip: "2001:db8::53", protocol: "udp", port: 53, mode: "tunnel", backends: ["s1", "s1v6"],
         tunnel: { encap: "gue", source4: "10.0.2.1", source6: "2001:db8:2::1", guePort: 6081 },
+      },
+      {
+        name: "far", vip: "10.0.0.101", protocol: "tcp", port: 80, mode: "tunnel", backends: ["east"],
+        tunnel: { encap: "ipip", source4: "10.0.2.1" },
+      },
+      {
+        name: "parts", vip: "10.0.0.102", protocol: "tcp", port: 80, mode: "dsr", backends: ["s1", "s2"], policy: "source-partition",
+        partitions: { portions: [{ prefix: "0.0.0.0/1", owner: "s1" }, { prefix: "128.0.0.0/1", owner: "s2" }], congestedAt: 0.8, holdS: 30 },
+      },
+      {
+        name: "dealt", vip: "10.0.0.103", protocol: "tcp", port: 80, mode: "dsr", backends: ["s1", "s2"], policy: "source-partition",
+        partitions: { split: 3, interleave: false },
       },
     ],
     flowRules: [
@@ -100,6 +112,13 @@ function fullConfig(): ConfigInput {
       keys: [{ id: 9, secret: "ffeeddccbbaa99887766554433221100" }],
       links: [{ name: "direct", local: "192.168.255.1", peer: "192.168.255.2", port: 7789 }, { name: "backup", local: "2001:db8:ff::a", peer: "2001:db8:ff::b" }],
       garp: { count: 5, intervalMs: 50 },
+    },
+    levels: {
+      role: "system", name: "fs-full", keys: [{ id: 5, secret: "0123456789abcdef0123456789abcdef" }], local: "192.0.2.200", port: 7791,
+      uplinks: ["10.9.0.1", "10.9.0.2:7792"], intervalMs: 500, aggregate: "max", subnets: ["10.0.0.0/24"], decapsulate: false,
+      sites: [{ name: "east", address: "10.0.2.40", via: "server", mac: "02:00:00:00:02:40", control: "10.0.2.41:7791", distance: 12.5 }],
+      deadIntervals: 4, cost: { load: 2, distance: 0.5, tolerance: 10 },
+      recovery: { enabled: true, peers: ["192.0.2.202"], timeoutMs: 30, maxPending: 1000 },
     },
     chains: [{
       name: "fw-ids",
@@ -183,7 +202,7 @@ test("paths: a configuration using every key is valid, sets every leaf of the tr
   for (const n of allNodes()) assert.ok(set.has(n), `the full config does not set ${n.word}`);
   // SNMP and discovery keys are never written out: the set form carries (hidden) for them, and import refuses it
   const lines = toSetCommands(full);
-  assert.equal(lines.filter((l) => l.includes("(hidden)")).length, 5, "both SNMP keys, both discovery secrets and the HA secret hidden");
+  assert.equal(lines.filter((l) => l.includes("(hidden)")).length, 6, "both SNMP keys, both discovery secrets, the HA and the levels secret hidden");
   assert.ok(!lines.some((l) => l.includes(full.ha!.keys[0].secret)), "no HA secret shown");
   assert.ok(!lines.some((l) => l.includes(full.discovery!.keys[0].secret)), "no discovery secret shown");
   const back = fromSetCommands(lines.filter((l) => !l.includes("(hidden)")));
@@ -193,6 +212,7 @@ test("paths: a configuration using every key is valid, sets every leaf of the tr
   user.privKey = full.snmp!.users![0].privKey;
   back.config.discovery!.keys = full.discovery!.keys.map((k) => ({ ...k }));
   back.config.ha!.keys = full.ha!.keys.map((k) => ({ ...k }));
+  back.config.levels!.keys = full.levels!.keys.map((k) => ({ ...k }));
   assert.deepEqual(back.config, normalizeInput(full));
 });
 
@@ -390,8 +410,8 @@ test("set: bad words and values are refused at the right word with the expected 
   const c = labConfig([svc("dsr")]);
   const before = structuredClone(c);
   const cases: [string[], number, string][] = [
-    [["services", "web", "vipp", "10.0.0.1"], 2, 'unknown word "vipp": expected one of vip, protocol, port, mode, target-port, backends, on-backend-down, policy, arp, chain, tunnel'],
-    [["servicez"], 0, 'unknown word "servicez": expected one of system, management, ports, dataplane, backends, services, flow-rules, telemetry, snmp, discovery, ha, chains, acls'],
+    [["services", "web", "vipp", "10.0.0.1"], 2, 'unknown word "vipp": expected one of vip, protocol, port, mode, target-port, backends, on-backend-down, policy, partitions, arp, chain, tunnel'],
+    [["servicez"], 0, 'unknown word "servicez": expected one of system, management, ports, dataplane, backends, services, flow-rules, telemetry, snmp, discovery, ha, chains, acls, levels'],
     [["services", "web", "port", "70000"], 3, 'bad value "70000" for port: expected a whole number from 0 to 65535'],
     [["services", "web", "port", "8o"], 3, 'bad value "8o" for port: expected a whole number from 0 to 65535'],
     [["services", "web", "vip"], 3, "missing value: expected an IPv4 or IPv6 address"],
@@ -411,7 +431,7 @@ test("set: bad words and values are refused at the right word with the expected 
     [["system", "timezone", "europe/paris"], 2, 'bad value "europe/paris" for timezone: expected an IANA time zone name such as UTC or Europe/Paris'],
     [["system", "ntp", "bad..host"], 2, 'bad value "bad..host" for ntp: expected an IPv4 or IPv6 address or a host name'],
     [["system", "users", "alice", "class", "root"], 4, 'bad value "root" for class: expected one of admin, operator'],
-    [[], 0, "missing word: expected one of system, management, ports, dataplane, backends, services, flow-rules, telemetry, snmp, discovery, ha, chains, acls"],
+    [[], 0, "missing word: expected one of system, management, ports, dataplane, backends, services, flow-rules, telemetry, snmp, discovery, ha, chains, acls, levels"],
   ];
   for (const [words, word, message] of cases) {
     assert.deepEqual(setPath(c, words), { ok: false, word, message }, words.join(" "));
@@ -421,7 +441,7 @@ test("set: bad words and values are refused at the right word with the expected 
   assert.ok(!pw.ok && pw.word === 4 && pw.message.startsWith("bad value for password-hash: expected a password hash scrypt$"), JSON.stringify(pw));
   assert.ok(!pw.ok && !pw.message.includes("hunter2"), "a plain password is never echoed");
   assert.deepEqual(c, before);
-  assert.deepEqual(checkPath(["services", "web", "vipp"]), { ok: false, word: 2, message: 'unknown word "vipp": expected one of vip, protocol, port, mode, target-port, backends, on-backend-down, policy, arp, chain, tunnel' });
+  assert.deepEqual(checkPath(["services", "web", "vipp"]), { ok: false, word: 2, message: 'unknown word "vipp": expected one of vip, protocol, port, mode, target-port, backends, on-backend-down, policy, partitions, arp, chain, tunnel' });
   assert.deepEqual(checkPath(["services", "web"]), { ok: true });
 });
 
@@ -430,7 +450,7 @@ test("set: bad words and values are refused at the right word with the expected 
 test("delete: an entry, a leaf, a container, a nested entry, a leaf-list value or all of it; emptied parents go", () => {
   const c = fullConfig();
   assert.deepEqual(deletePath(c, ["services", "dns"]), { ok: true });
-  assert.deepEqual(c.services!.map((s) => s.name), ["web"]);
+  assert.deepEqual(c.services!.map((s) => s.name), ["web", "far", "parts", "dealt"]);
   assert.deepEqual(deletePath(c, ["services", "web", "target-port"]), { ok: true });
   assert.equal(c.services![0].targetPort, undefined);
   assert.ok(!("targetPort" in c.services![0]));
@@ -460,13 +480,13 @@ test("delete: an entry, a leaf, a container, a nested entry, a leaf-list value o
 test("delete: what is not there is refused with what is, changing nothing", () => {
   const c = fullConfig();
   const before = structuredClone(c);
-  assert.deepEqual(deletePath(c, ["services", "webx"]), { ok: false, word: 1, message: 'no service "webx": expected one of web, dns' });
+  assert.deepEqual(deletePath(c, ["services", "webx"]), { ok: false, word: 1, message: 'no service "webx": expected one of web, dns, far, parts, dealt' });
   assert.deepEqual(deletePath(c, ["services", "dns", "target-port"]), { ok: false, word: 2, message: "nothing to delete: target-port is not set" });
   assert.deepEqual(deletePath(c, ["services", "web", "backends", "s1", "weight"]), { ok: false, word: 4, message: "nothing to delete: weight is not set" });
   assert.deepEqual(deletePath(c, ["services", "web", "port", "81"]), { ok: false, word: 3, message: "no such value: expected the current value, 80" });
   assert.deepEqual(deletePath(c, ["system", "ntp", "192.0.2.9"]), { ok: false, word: 2, message: "no such value: expected one of 192.0.2.123, pool.ntp.org" });
   assert.deepEqual(deletePath(c, ["services", "web", "vipp"]).ok, false);
-  assert.deepEqual(deletePath(c, []), { ok: false, word: 0, message: "missing word: expected one of system, management, ports, dataplane, backends, services, flow-rules, telemetry, snmp, discovery, ha, chains, acls" });
+  assert.deepEqual(deletePath(c, []), { ok: false, word: 0, message: "missing word: expected one of system, management, ports, dataplane, backends, services, flow-rules, telemetry, snmp, discovery, ha, chains, acls, levels" });
   assert.deepEqual(c, before);
 });
 
@@ -476,7 +496,7 @@ const words = (list: { word: string }[]): string[] => list.map((c) => c.word);
 
 test("completions: top level, filtered by the partial word, with help", () => {
   const c = labConfig([svc("dsr")]);
-  assert.deepEqual(words(completions(c, [], "")), ["system", "management", "ports", "dataplane", "backends", "services", "flow-rules", "telemetry", "snmp", "discovery", "ha", "chains", "acls"]);
+  assert.deepEqual(words(completions(c, [], "")), ["system", "management", "ports", "dataplane", "backends", "services", "flow-rules", "telemetry", "snmp", "discovery", "ha", "chains", "acls", "levels"]);
   assert.deepEqual(words(completions(c, [], "s")), ["system", "services", "snmp"]);
   assert.ok(completions(c, [], "").every((x) => x.help.length > 0));
 });
