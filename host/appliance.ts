@@ -36,6 +36,8 @@ import type { HaView } from "./console/ha-view.js";
 import { syncCodec } from "./ha/sync-codec.js";
 import { sharedPart, mergeShared, digestOf, changesShared } from "./ha/config-sync.js";
 import { RANGE } from "./config/validate.js";
+import { PartitionTable, type PortionView } from "./partitions.js";
+import { LevelsManager, type LevelsView } from "./levels/manager.js";
 import type { Backend, FlowRule, Service } from "./config/schema.js";
 
 export interface ApplianceOptions {
@@ -115,6 +117,14 @@ export class Appliance {
   private haStatsTimer?: NodeJS.Timeout;
   private haMaintenance = false;
   private probeSeq = 0;
+  /** Source-partition services: the owner of each portion now. */
+  private readonly partitions = new PartitionTable((m) => {
+    this.events.emit({ type: "partition", ...m, at: Date.now() });
+    this.log(`service ${m.service}: portion ${m.prefix} moves from ${m.from} to ${m.to} (${m.reason})`);
+  });
+  /** Multi-level routing and flow recovery (config levels); undefined without that section. */
+  private levels?: LevelsManager;
+  private levelsChange: Promise<void> = Promise.resolve();
   /** Primary-backup services: their primary, kept until it fails (no pre-emption). */
   private readonly primaries = new Map<string, string>();
   private readonly probes = new Map<number, { port: number; mac: string; done: () => void }>();
@@ -179,7 +189,9 @@ export class Appliance {
       next = { ...next, sizes: this.config.sizes };
     }
     this.config = next;
+    this.partitions.retain(next.services);
     this.configureControlPlane();
+    await this.configureLevels();
     await this.pool.apply(this.effective());
     this.announce();
     await this.monitoring?.apply(next);
@@ -211,6 +223,12 @@ export class Appliance {
       tx: (port, frame) => this.sendOn(port, frame),
       punt: (port, reason, frame) => {
         if (reason === L.PUNT_ICMP_VIP && this.probeReturned(port, frame)) return;
+        if (reason === L.PUNT_RECOVER) {
+          // without a levels section nobody asks: the packet goes back for the local choice
+          if (this.levels) this.levels.onMiss(port, frame);
+          else this.pool.reinject(port, [frame.slice()], L.RXA_NO_RECOVER);
+          return;
+        }
         if (reason === L.PUNT_DISCOVERY) {
           this.registry?.handle(frame.slice());
           this.supervisorHost?.hearFrame(frame.slice());
@@ -225,12 +243,14 @@ export class Appliance {
     this.watchTimer = setInterval(() => {
       this.watchFlowTable();
       this.watchChains();
+      this.watchPartitions();
       this.reapLeaving();
     }, STATUS_EVERY_MS);
     this.watchTimer.unref();
     this.monitoring = new Monitoring(this.view(), this.log);
     await this.monitoring.apply(c);
     this.configureControlPlane();
+    await this.configureLevels();
     await this.pool.apply(this.effective());
     this.announce();
     this.log(`flowswitch: ${c.hostname} up on the ${this.board.kind} board: ${engines} engine(s), ports ${c.ports.map((p) => `${p.name}=${p.device}`).join(", ")}, ${c.services.length} service(s)`);
@@ -239,6 +259,37 @@ export class Appliance {
       this.statusTimer = setInterval(() => void this.writeStatus(), STATUS_EVERY_MS);
       await this.writeStatus();
     }
+  }
+
+  /** Congested owners shed portions; every change of owner is reported. */
+  private watchPartitions(): void {
+    const c = this.config;
+    this.partitions.retain(c.services);
+    if (!this.pool || !c.services.some((s) => s.partitions)) return;
+    const loads = this.backendLoads();
+    if (this.partitions.tick(c.services, this.usable(), (n) => loads.get(n) ?? 0, Date.now())) this.reapplySoon();
+  }
+
+  /** `show service partitions`: each portion of each source-partition service (or of one). */
+  partitionView(service?: string): { service: string; portions: PortionView[] }[] | string {
+    const list = this.config.services.filter((s) => s.partitions && (service === undefined || s.name === service));
+    if (service !== undefined && !list.length) return `no source-partition service ${service} (they are: ${this.config.services.filter((s) => s.partitions).map((s) => s.name).join(", ") || "none"})`;
+    const usable = this.usable();
+    return list.map((s) => ({ service: s.name, portions: this.partitions.view(s, usable) }));
+  }
+
+  /** `request service repartition NAME PREFIX BACKEND` (or NAME reset): live, for new flows only. */
+  repartition(service: string, prefix: string, owner?: string): string | undefined {
+    const s = this.config.services.find((x) => x.name === service);
+    if (!s?.partitions) return `no source-partition service ${service}`;
+    if (prefix === "reset") this.partitions.reset(service);
+    else {
+      const err = this.partitions.assign(s, prefix, owner ?? "");
+      if (err) return err;
+    }
+    this.reapplySoon();
+    this.watchPartitions();
+    return undefined;
   }
 
   /** A copy for a mirror hop's device: its MAC as destination, from the port it is on. */
@@ -518,6 +569,41 @@ export class Appliance {
     this.responder.update(c);
   }
 
+  /** The levels section's socket and timers follow the configuration (a new address or port: a new socket). */
+  private configureLevels(): Promise<void> {
+    const next = async (): Promise<void> => {
+      const cfg = this.config.levels;
+      if (this.levels && (!cfg || this.levels.needsRestart(cfg))) {
+        await this.levels.stop();
+        this.levels = undefined;
+      }
+      if (!cfg) return;
+      if (this.levels) return this.levels.configure(cfg);
+      try {
+        this.levels = await LevelsManager.start(cfg, {
+          config: () => this.config,
+          pool: () => this.pool,
+          usable: () => this.usable(),
+          loads: () => this.backendLoads(),
+          flows: () => this.activeFlowCounts(),
+          members: (s) => this.membersOf(s),
+          reapply: () => this.reapplySoon(),
+          siteEvent: (site, from, to) => this.events.emit({ type: "site", site, from, to, at: Date.now() }),
+          log: this.log,
+        });
+      } catch (e) {
+        this.log(`levels: cannot open the levels socket on ${cfg.local?.text ?? "0.0.0.0"} port ${cfg.port}: ${(e as Error).message}`);
+      }
+    };
+    this.levelsChange = this.levelsChange.then(next, next);
+    return this.levelsChange;
+  }
+
+  /** `show levels`, the status file: undefined without a levels section. */
+  levelsView(): LevelsView | undefined {
+    return this.levels?.view();
+  }
+
   /** Neighbours to resolve: gateways and backends, configured and advertised, without a MAC. */
   private wantNeighbors(): void {
     const c = this.config;
@@ -556,7 +642,7 @@ export class Appliance {
       .slice(0, room)
       .map((b) => {
         const ip = parseAddress(b.address);
-        return { name: b.name, endSystem: b.endSystem, address: ip, via, natPort: 0, state: b.state, offers: b.services };
+        return { name: b.name, endSystem: b.endSystem, address: ip, via, natPort: 0, state: b.state, capacity: 0, offers: b.services };
       });
   }
 
@@ -601,25 +687,16 @@ export class Appliance {
   effective(): Config {
     const c = this.config;
     const advertised = this.advertisedBackends();
-    // a backend that can take new flows now: active, not failing its check, its MAC known
-    const usable = (name: string): boolean => {
-      const b = c.backends.find((x) => x.name === name);
-      if (b) return b.state === "active" && this.health.status(name)?.state !== "down" && !!(b.mac ?? this.neighbors?.mac(b.address.text));
-      const a = advertised.find((x) => x.name === name);
-      return !!a && a.state === "active" && !!this.neighbors?.mac(a.address.text);
-    };
-    const protocolNumber = { tcp: 6, udp: 17 } as const;
-    const members = (s: Service): Service["backends"] => {
-      const vip = canonical(s.vip.text);
-      const extra = advertised.flatMap((b) => b.offers
-        .filter((o) => o.vip === vip && o.protocol === protocolNumber[s.protocol] && o.port === s.port)
-        .slice(0, 1)
-        .map((o) => ({ name: b.name, weight: Math.min(o.weight, RANGE.weight[1]) })));
-      return extra.length ? [...s.backends, ...extra] : s.backends;
+    const usable = this.usable(advertised);
+    const members = (s: Service): Service["backends"] => this.membersOf(s, advertised);
+    const chosen = (s: Service): Service["backends"] => {
+      const m = members(s);
+      if (s.policy === "primary-backup") return this.primaryOnly(s, m, usable);
+      return this.levels ? this.levels.members(s, m) : m;
     };
     return {
       ...c,
-      services: c.services.map((s) => ({ ...s, backends: s.policy === "primary-backup" ? this.primaryOnly(s, members(s), usable) : members(s) })),
+      services: c.services.map((s) => ({ ...s, backends: chosen(s) })),
       chains: c.chains.map((ch) => ({
         ...ch,
         hops: ch.hops.map((h) => {
@@ -628,7 +705,7 @@ export class Appliance {
         }),
       })),
       ...(this.haRole !== "standalone" && { role: { standby: this.haRole !== "active", flowEvents: this.haRole === "active" } }),
-      flowRules: [...c.flowRules, ...this.advertisedFlowRules(advertised)],
+      flowRules: [...c.flowRules, ...c.services.flatMap((s) => this.partitions.rules(s, usable)), ...this.advertisedFlowRules(advertised)],
       ports: c.ports.map((p) => ({
         ...p,
         gatewayMac: p.gatewayMac ?? (p.gateway && this.neighbors?.mac(p.gateway.text)) ?? (p.gateway6 && this.neighbors?.mac(p.gateway6.text)) ?? undefined,
@@ -642,6 +719,46 @@ export class Appliance {
         ...advertised.map(({ offers: _, endSystem: __, ...b }) => ({ ...b, mac: this.neighbors?.mac(b.address.text) })),
       ],
     };
+  }
+
+  /** A service's members: the configured ones, and the end systems that advertise it. */
+  private membersOf(s: Service, advertised = this.advertisedBackends()): Service["backends"] {
+    const protocolNumber = { tcp: 6, udp: 17 } as const;
+    const vip = canonical(s.vip.text);
+    const extra = advertised.flatMap((b) => b.offers
+      .filter((o) => o.vip === vip && o.protocol === protocolNumber[s.protocol] && o.port === s.port)
+      .slice(0, 1)
+      .map((o) => ({ name: b.name, weight: Math.min(o.weight, RANGE.weight[1]) })));
+    return extra.length ? [...s.backends, ...extra] : s.backends;
+  }
+
+  /** Can the backend (configured or advertised) take new flows now: active, not failing its check, its MAC known? */
+  private usable(advertised = this.advertisedBackends()): (name: string) => boolean {
+    const c = this.config;
+    return (name: string): boolean => {
+      const b = c.backends.find((x) => x.name === name);
+      if (b) return b.state === "active" && this.health.status(name)?.state !== "down" && !!(b.mac ?? this.neighbors?.mac(b.address.text));
+      const a = advertised.find((x) => x.name === name);
+      return !!a && a.state === "active" && !!this.neighbors?.mac(a.address.text);
+    };
+  }
+
+  /**
+   * Each backend's load now (1 = full): its active flows over its configured capacity, or what it
+   * advertised (CPU, or connections over the capacity it offered), whichever is higher; 0 when
+   * nothing says. Flow counts are at most 5 s old (activeFlowCounts).
+   */
+  backendLoads(): Map<string, number> {
+    const flows = this.activeFlowCounts();
+    const out = new Map<string, number>();
+    for (const b of this.config.backends) out.set(b.name, b.capacity > 0 ? (flows.get(b.name) ?? 0) / b.capacity : 0);
+    for (const e of this.registry?.endSystems() ?? []) {
+      if (!e.load) continue;
+      const capacity = Math.max(0, ...e.services.map((s) => s.capacity));
+      const reported = Math.max(e.load.cpu / 100, capacity > 0 ? e.load.connections / capacity : 0);
+      for (const b of this.registry!.backends().filter((x) => x.endSystem === e.id)) out.set(b.name, Math.max(out.get(b.name) ?? 0, reported));
+    }
+    return out;
   }
 
   /**
@@ -753,6 +870,8 @@ export class Appliance {
       supervisor: this.supervisorHost?.supervisor?.stats(),
       ha: this.haStatus(),
       primaries: this.primaryBackends(),
+      levels: this.levelsView(),
+      partitions: Object.fromEntries((this.partitionView() as { service: string; portions: PortionView[] }[]).map((x) => [x.service, x.portions])),
     };
   }
 
@@ -874,6 +993,8 @@ export class Appliance {
       },
       supervisor: () => box.supervisorHost?.supervisor?.stats(),
       chains: () => box.chainView(),
+      levels: () => box.levelsView(),
+      partitions: () => Object.fromEntries((box.partitionView() as { service: string; portions: PortionView[] }[]).map((x) => [x.service, x.portions])),
       pair: () => {
         if (!box.config.ha) return undefined;
         const e = box.haElection;
@@ -950,6 +1071,8 @@ export class Appliance {
     this.health.stop();
     this.registry?.stop();
     await this.supervisorHost?.stop();
+    await this.levelsChange;
+    await this.levels?.stop();
     for (const t of this.garpTimers) clearTimeout(t);
     clearInterval(this.haStatsTimer);
     await this.heartbeat?.stop();

@@ -125,6 +125,9 @@ export function consoleHost(box: Appliance, session: ConfigSession, reboot: () =
     chains: () => box.chainView(),
     acls: () => box.aclView(),
     validateService: (name) => box.validateService(name),
+    partitions: (service) => box.partitionView(service),
+    levels: () => box.levelsView(),
+    repartition: (service, prefix, owner) => box.repartition(service, prefix, owner),
     holdStandby: (on) => box.holdStandby(on),
     ...(software ? { software } : {}),
   };

@@ -1,6 +1,8 @@
 // What monitoring sees of the box: one read-only view (for SNMP tables and MQTT metrics) and one
 // stream of events (for traps and MQTT events). Monitoring never reaches into the engines or the
 // configuration itself; it reads this, so a slow poller cannot slow forwarding.
+import type { PartitionMove, PortionView } from "./partitions.js";
+import type { LevelsView } from "./levels/manager.js";
 import type { CounterSnapshot } from "./engine/index.js";
 import type { RejectReason } from "./discovery/registry.js";
 import type { SupervisorStats } from "./discovery/supervisor.js";
@@ -122,6 +124,10 @@ export interface BoxView {
   pair?(): PairView | undefined;
   /** Service chains: every device of every hop with its state and counters. */
   chains?(): ChainDeviceView[];
+  /** Multi-level routing (docs/levels.md); undefined without a levels section. */
+  levels?(): LevelsView | undefined;
+  /** Source-partition services: each portion's owner now. */
+  partitions?(): Record<string, PortionView[]>;
   events: BoxEvents;
 }
 
@@ -149,6 +155,8 @@ export type BoxEvent =
   | { type: "ha-state"; from: HaState; to: HaState; at: number }
   | ({ type: "chain-device" } & ChainDeviceChange)
   | { type: "primary"; service: string; primary: string; previous?: string; at: number }
+  | ({ type: "partition"; at: number } & PartitionMove)
+  | { type: "site"; site: string; from: string; to: string; at: number }
   | { type: "end-system"; endSystem: string; from: EndSystemState | "new"; to: EndSystemState | "gone"; reason: string; at: number };
 
 /** A small fan-out: a listener that throws is reported, never breaks the others or the sender. */

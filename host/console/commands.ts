@@ -40,6 +40,12 @@ export interface ConsoleHost {
   acls?(): ReturnType<Appliance["aclView"]>;
   /** `request service validate NAME`. */
   validateService?(name: string): ReturnType<Appliance["validateService"]>;
+  /** Multi-level routing; undefined without a levels section. */
+  levels?(): ReturnType<Appliance["levelsView"]>;
+  /** Source-partition services' portions (one service, or all); a string is an error. */
+  partitions?(service?: string): ReturnType<Appliance["partitionView"]>;
+  /** `request service repartition NAME PREFIX BACKEND` / `NAME reset`: an error, or undefined. */
+  repartition?(service: string, prefix: string, owner?: string): string | undefined;
   /** `request ha standby` (true) / `release` (false); false when there is no pair. */
   holdStandby?(on: boolean): boolean;
   /** The firmware slots; undefined when the box has none. */
@@ -311,6 +317,22 @@ function showTables(host: ConsoleHost, io: ShellIO): Record<string, Node<void>> 
           table(["Rule", "Action", "New flows"], [...t.rules.map((r) => [r.name, r.action, fmt(r.hits)]), ["(default)", t.default, fmt(t.defaultHits)]])].join("\n")).join("\n\n");
       }),
     },
+    levels: {
+      help: "Multi-level routing: sites and their costs (system), load updates (site), flow recovery",
+      pipes: TEXT_PIPES,
+      run: out(() => renderLevels(host.levels?.())),
+    },
+    partitions: {
+      help: "Source-partition services: each portion of the client space and its owner now",
+      options: { service: { help: "Only this service", arg: { name: "name", help: "service name", values: () => (host.session.running.services ?? []).filter((s) => s.policy === "source-partition").map((s) => s.name) } } },
+      pipes: TEXT_PIPES,
+      run: out((p) => {
+        const v = host.partitions?.(typeof p.options.service === "string" ? p.options.service : undefined) ?? [];
+        if (typeof v === "string") return `error: ${v}`;
+        if (!v.length) return "No source-partition services are configured.";
+        return v.map((x) => [`Service ${x.service}:`, table(["Portion", "Owner", "Configured", "Why"], x.portions.map((q) => [q.prefix, q.owner, q.configured, q.why]))].join("\n")).join("\n\n");
+      }),
+    },
     ha: {
       help: "The redundant pair: role, peer, links, flow-state sync, refusals",
       pipes: TEXT_PIPES,
@@ -342,6 +364,14 @@ function showTables(host: ConsoleHost, io: ShellIO): Record<string, Node<void>> 
 const DISPLAY = { help: "Show the configuration as set commands or JSON", arg: { name: "format", help: "set or json", values: () => ["set", "json"], strict: true } };
 
 export function operationalTree(host: ConsoleHost, io: ShellIO): Node<void> {
+  const repartition = async (p: Parsed): Promise<void> => {
+    if (!io.admin) return io.print("error: permission denied: needs the admin class");
+    const [service, portion, owner] = p.args.map(String);
+    if (portion !== "reset" && owner === undefined) return io.print("error: name the member that is to own the portion (or `reset`)");
+    const err = host.repartition ? host.repartition(service, portion, owner) : "this console cannot re-partition";
+    if (err) return io.print(`error: ${err}`);
+    await io.print(portion === "reset" ? `Service ${service}: every portion back to its configured owner (new flows only).` : `Service ${service}: new flows from ${portion} go to ${owner}; existing ones stay where they are.`);
+  };
   return {
     help: "",
     children: {
@@ -375,6 +405,20 @@ export function operationalTree(host: ConsoleHost, io: ShellIO): Node<void> {
           service: {
             help: "Service operations",
             children: {
+              repartition: {
+                help: "Move a portion of a source-partition service to a member (new flows only), or reset every move",
+                arg: { name: "service", help: "the service's name", values: () => (host.session.running.services ?? []).filter((s) => s.policy === "source-partition").map((s) => s.name) },
+                then: {
+                  help: "The portion (its prefix, as `show partitions` shows it), or reset",
+                  arg: { name: "portion", help: "a portion's prefix, or reset" },
+                  run: async (p) => repartition(p),
+                  then: {
+                    help: "The member that owns it from now on",
+                    arg: { name: "backend", help: "a member of the service" },
+                    run: async (p) => repartition(p),
+                  },
+                },
+              },
               validate: {
                 help: "Send a probe through every hop of the service's chain and report each",
                 arg: { name: "service", help: "the service's name" },
@@ -578,4 +622,28 @@ async function loadBlock(io: ShellIO, s: ConfigSession, kind: "set" | "json"): P
     Object.assign(c, r.config);
   });
   await io.print('load complete: "show | compare" shows the change, "commit" activates it');
+}
+
+/** `show levels`. */
+function renderLevels(v: ReturnType<Appliance["levelsView"]>): string {
+  if (!v) return "Multi-level routing is not configured (no levels section).";
+  const out = [`Role ${v.role}, name ${v.name}, socket ${v.socket}`];
+  if (v.sites) {
+    out.push("Sites:", table(["Site", "Address", "Control", "State", "Last update", "Distance"], v.sites.map((x) => [
+      x.name, x.address, x.control, x.state, x.lastUpdateAgeMs === undefined ? "never" : `${x.lastUpdateAgeMs} ms ago`,
+      `${Math.round(x.distance * 100) / 100}${x.distanceMode === "measured" ? ` ms (measured, ${x.rttSamples} samples)` : ""}`,
+    ])));
+    for (const [service, c] of Object.entries(v.choices ?? {})) {
+      out.push(`Service ${service}: new flows to ${c.eligible.join(", ") || "no site"}${c.failOpen ? " (fail open: no site's state is known)" : ""}`,
+        table(["Site", "State", "Load", "Distance", "Cost"], c.sites.map((x) => [x.name, x.state, x.load === undefined ? "-" : `${Math.round(x.load * 1000) / 10}%`, x.distance === undefined ? "-" : String(Math.round(x.distance * 100) / 100), x.cost === undefined ? "-" : String(Math.round(x.cost * 100) / 100)])));
+    }
+  } else {
+    out.push(`Uplinks: ${v.uplinks?.join(", ") || "none"}`);
+    if (v.lastReport) out.push(`Last update (${Date.now() - v.lastReport.at} ms ago):`, table(["Prefix", "Load", "Servers", "Flows"], v.lastReport.entries.map((e) => [e.prefix, `${Math.round(e.load * 1000) / 10}%`, String(e.members), fmt(e.flows)])));
+  }
+  const r = v.recovery;
+  out.push(`Flow recovery: ${r.enabled ? `on, peers ${r.peers.join(", ") || "none"}` : "off"}; asked ${fmt(r.queries)}, answered ${fmt(r.answered)}, none ${fmt(r.none)}, timed out ${fmt(r.timeouts)}, overflow ${fmt(r.overflow)}, pending ${r.pending}; answered peers ${fmt(v.answered.had)} of ${fmt(v.answered.asked)}`);
+  const refused = Object.entries(v.refused);
+  if (refused.length) out.push("Refused messages:", table(["Source", "Reasons"], refused.map(([src, rs]) => [src, Object.entries(rs).map(([k, n]) => `${k} ${n}`).join(", ")])));
+  return out.join("\n");
 }

@@ -1,5 +1,7 @@
 // The metrics message: one snapshot of what the BoxView shows, in the shape docs/telemetry.md
 // documents. Built only when it is about to be sent (never while the broker is away).
+import type { LevelsView } from "../levels/manager.js";
+import type { PortionView } from "../partitions.js";
 import type { BackendView, BoxView, DiscoveryView, EngineView, FlowTableView, HaState, PairView, PortView, ServiceView } from "../observe.js";
 import type { SupervisorStats } from "../discovery/supervisor.js";
 import type { ChainDeviceView } from "../chains.js";
@@ -30,6 +32,10 @@ export interface MetricsPayload {
   chains?: { hops: CounterSnapshot["chains"]; devices: ChainDeviceView[] };
   /** ACL tables: new flows per rule and default. Absent without ACLs. */
   acls?: CounterSnapshot["acls"];
+  /** Multi-level routing: sites, choices, recovery counters (absent without a levels section). */
+  levels?: Omit<LevelsView, "stats">;
+  /** Source-partition services: each portion's owner (absent without such services). */
+  partitions?: Record<string, PortionView[]>;
   /** The publisher itself: events dropped because the buffer was full while disconnected. */
   telemetry: { eventsDropped: number; eventsQueued: number };
 }
@@ -39,6 +45,8 @@ export function metricsOf(view: BoxView, site: string, telemetry: MetricsPayload
   const discovery = view.discovery();
   const supervisor = view.supervisor?.();
   const pair = view.pair?.();
+  const levels = view.levels?.();
+  const partitions = view.partitions?.();
   return {
     time: Date.now(),
     hostname: view.hostname(),
@@ -57,6 +65,8 @@ export function metricsOf(view: BoxView, site: string, telemetry: MetricsPayload
     ...(pair && { pair }),
     ...(c.chains && Object.keys(c.chains).length && { chains: { hops: c.chains, devices: view.chains?.() ?? [] } }),
     ...(c.acls && Object.keys(c.acls).length && { acls: c.acls }),
+    ...(levels && { levels: (({ stats: _, ...rest }) => rest)(levels) }),
+    ...(partitions && Object.keys(partitions).length && { partitions }),
     telemetry,
   };
 }

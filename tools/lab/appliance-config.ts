@@ -9,7 +9,9 @@
 // differ. With the chain option it also has the chain lab's parts (`up --chain`): the third data
 // port `chain`, the chain fw-ids (an inline firewall fw1 with its alternate fw2, then a mirror to
 // the IDS), a fifth service at CHAIN.vip (NAT, port 80 to 8081) through that chain, and an ACL on
-// the front port that denies the denied client's TCP to it.
+// the front port that denies the denied client's TCP to it. With policies, named services balance
+// otherwise than by Maglev (primary-backup, source-partition with its portions); with capacity, the
+// servers' backends state the connections they carry at full load.
 //
 // The shape is the project's config format (host/config/schema.ts) including the fields the Linux
 // board brings (management, port device/gateway/gateway6, dataplane.engines, backend check, backend
@@ -39,6 +41,26 @@ export interface LabBackendConfig {
   via: string;
   state?: BackendState;
   check: typeof HEALTH_CHECK;
+  /** Connections it carries at full load (its load is flows / capacity); absent: not stated. */
+  capacity?: number;
+}
+
+/** host/config/schema.ts ServiceInput.policy: how a service picks a member for a new flow (absent: maglev). */
+export type LabServicePolicyName = "maglev" | "primary-backup" | "source-partition";
+
+/** host/config/schema.ts PartitionsInput, as the lab writes it: owners are backend names (s1, or s1v6 for an IPv6 VIP). */
+export interface LabPartitionsConfig {
+  portions?: { prefix: string; owner: string }[];
+  split?: number;
+  interleave?: boolean;
+  congestedAt?: number;
+  holdS?: number;
+}
+
+/** A service's policy, and its partitions when source-partition. */
+export interface LabServicePolicy {
+  policy: LabServicePolicyName;
+  partitions?: LabPartitionsConfig;
 }
 
 export interface LabServiceConfig {
@@ -52,6 +74,8 @@ export interface LabServiceConfig {
   backends: string[];
   /** The service chain its packets pass (by name). */
   chain?: string;
+  policy?: LabServicePolicyName;
+  partitions?: LabPartitionsConfig;
 }
 
 /** A chain device: by address (resolved by ARP on its port, which needs an ipv4 there) or by MAC. */
@@ -155,6 +179,10 @@ export interface ApplianceConfigOptions {
   ha?: LabHaOptions;
   /** Also UDP services on PROBE_PORT at the IPv4 DSR and NAT VIPs, for the failover probe (probe.ts; default false). */
   udpProbe?: boolean;
+  /** Policies by service name (SERVICE_BY_VIP; e.g. web-dsr: primary-backup); the others balance by Maglev (no policy written). */
+  policies?: Record<string, LabServicePolicy>;
+  /** Connections a server carries at full load, written as the capacity of both of its backends (default: not written). */
+  capacity?: Partial<Record<ServerName, number>>;
 }
 
 /** The backend names of a server: IPv4 and IPv6. */
@@ -167,9 +195,11 @@ export function applianceConfig(o: ApplianceConfigOptions): LabApplianceConfig {
   const backends: LabBackendConfig[] = servers.flatMap((s) => {
     const state = states[s.name] ?? "active";
     const names = backendNames(s.name);
+    const capacity = o.capacity?.[s.name];
+    const extra = capacity !== undefined ? { capacity } : {};
     return [
-      { name: names.v4, address: s.ipv4, via: "back", state, check: HEALTH_CHECK },
-      { name: names.v6, address: s.ipv6, via: "back", state, check: HEALTH_CHECK },
+      { name: names.v4, address: s.ipv4, via: "back", state, check: HEALTH_CHECK, ...extra },
+      { name: names.v6, address: s.ipv6, via: "back", state, check: HEALTH_CHECK, ...extra },
     ];
   });
   const v4 = servers.map((s) => backendNames(s.name).v4);
@@ -177,6 +207,16 @@ export function applianceConfig(o: ApplianceConfigOptions): LabApplianceConfig {
   const service = (name: string, vip: string, mode: "dsr" | "nat", pool: string[], protocol: "tcp" | "udp" = "tcp", port = HTTP_PORT): LabServiceConfig =>
     ({ name, vip, protocol, port, mode, backends: pool });
   const self = o.ha ? PAIR[o.ha.node] : undefined;
+  const services: LabServiceConfig[] = [
+    service("web-dsr", VIPS.dsr4, "dsr", v4),
+    service("web-nat", VIPS.nat4, "nat", v4),
+    service("web6-dsr", VIPS.dsr6, "dsr", v6),
+    service("web6-nat", VIPS.nat6, "nat", v6),
+    ...(o.udpProbe ? [service("probe-dsr", VIPS.dsr4, "dsr", v4, "udp", PROBE_PORT), service("probe-nat", VIPS.nat4, "nat", v4, "udp", PROBE_PORT)] : []),
+    ...(o.chain ? [{ ...service(CHAIN_SERVICE, CHAIN.vip, "nat", v4), targetPort: CHAIN.targetPort, chain: CHAIN_NAME }] : []),
+  ];
+  const unknown = Object.keys(o.policies ?? {}).filter((n) => !services.some((s) => s.name === n));
+  if (unknown.length) throw new Error(`applianceConfig: policies for ${unknown.join(", ")}: no such service (there are ${services.map((s) => s.name).join(", ")})`);
   return {
     system: { hostname: self?.hostname ?? "fsl-app" },
     management: { ipv4: (self ?? APPLIANCE).mgmt.ipv4, ipv6: (self ?? APPLIANCE).mgmt.ipv6 },
@@ -187,14 +227,7 @@ export function applianceConfig(o: ApplianceConfigOptions): LabApplianceConfig {
     ],
     dataplane: { noVip: "drop", engines: o.engines ?? 1 },
     backends,
-    services: [
-      service("web-dsr", VIPS.dsr4, "dsr", v4),
-      service("web-nat", VIPS.nat4, "nat", v4),
-      service("web6-dsr", VIPS.dsr6, "dsr", v6),
-      service("web6-nat", VIPS.nat6, "nat", v6),
-      ...(o.udpProbe ? [service("probe-dsr", VIPS.dsr4, "dsr", v4, "udp", PROBE_PORT), service("probe-nat", VIPS.nat4, "nat", v4, "udp", PROBE_PORT)] : []),
-      ...(o.chain ? [{ ...service(CHAIN_SERVICE, CHAIN.vip, "nat", v4), targetPort: CHAIN.targetPort, chain: CHAIN_NAME }] : []),
-    ],
+    services: services.map((s) => withPolicy(s, o.policies?.[s.name])),
     ...(o.chain ? { chains: [labChain()], acls: [labAcl()] } : {}),
     ...(o.discovery ? {
       discovery: {
@@ -205,6 +238,12 @@ export function applianceConfig(o: ApplianceConfigOptions): LabApplianceConfig {
     } : {}),
     ...(o.ha ? { ha: haSection(o.ha) } : {}),
   };
+}
+
+/** The service with its policy (and partitions) written, when it has one. */
+function withPolicy(s: LabServiceConfig, p: LabServicePolicy | undefined): LabServiceConfig {
+  if (!p) return s;
+  return { ...s, policy: p.policy, ...(p.partitions ? { partitions: { ...p.partitions, ...(p.partitions.portions ? { portions: p.partitions.portions.map((x) => ({ ...x })) } : {}) } } : {}) };
 }
 
 /** The chain lab's names: the chained service, its chain, the ACL on front and its deny rule. */

@@ -212,3 +212,140 @@ export const BIG_FILE_BYTES = 100 * 1024 * 1024;
 export function urlHost(address: string): string {
   return address.includes(":") ? `[${address}]` : address;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The multi-level lab (`up --levels`, issue 10: service routing at two levels). A lab of its own:
+// its namespaces start with "fsl-lv-" and its addresses are in 10.88.0.0/16, so it can be up beside
+// the lab above, and neither's up or down touches the other's (`npm run lab -- down` takes both).
+//
+//   fsl-lv-cli eth0 10.88.1.2 ---- cli 10.88.1.1  fsl-lv-rtr (router)
+//                                  brcore 10.88.2.1 (bridge: the core segment)
+//                                    +-- sys-core [core 10.88.2.2]  fsl-lv-sys  mgmt 10.88.2.3  -- sys-mgmt   (system appliance)
+//                                    +-- sa1-up   [up 10.88.2.31]   fsl-lv-sa1  mgmt 10.88.2.11 -- sa1-mgmt   (site A)
+//                                    +-- sa2-up   [up 10.88.2.32]   fsl-lv-sa2  mgmt 10.88.2.12 -- sa2-mgmt   (site A)
+//                                    +-- sb-up    [up 10.88.2.41]   fsl-lv-sb   mgmt 10.88.2.21 -- sb-mgmt    (site B)
+//                                  brsa 10.88.3.1: sa1-down [down 10.88.3.2], sa2-down [down 10.88.3.3], a1 .11, a2 .12
+//                                  brsb 10.88.4.1: sb-down [down 10.88.4.2], b1 .11, b2 .12
+//
+// [brackets]: a Flowswitch data port (no kernel address: the address is in its config, and the
+// appliance answers ARP and pings for it); mgmt is the kernel's own port (health checks, the levels
+// socket). The router sends the system VIP to the system appliance, and the site A VIP to sa1 and
+// sa2 by an ECMP route (L4 hash); servers answer straight to the router (DSR): no reply ever passes
+// an appliance.
+
+export type LevelsNodeName = "sys" | "sa1" | "sa2" | "sb";
+export type LevelsSiteNodeName = Exclude<LevelsNodeName, "sys">;
+export type LevelsSiteName = "siteA" | "siteB";
+export type LevelsServerName = "a1" | "a2" | "b1" | "b2";
+export type LevelsSegmentName = "core" | LevelsSiteName;
+
+export const LEVELS_PREFIX = "fsl-lv-";
+export const LEVELS_CLIENT_NS = "fsl-lv-cli";
+export const LEVELS_ROUTER_NS = "fsl-lv-rtr";
+
+export const LEVELS_CLIENT = { ipv4: "10.88.1.2", prefixLen: 24, router: "10.88.1.1", routerPort: "cli" } as const;
+
+/** The router's bridges: each a segment, with the router's address on it (the segment's gateway). */
+export interface LevelsSegment {
+  bridge: string;
+  router: string;
+  prefix4: string;
+  prefixLen: number;
+}
+
+export const LEVELS_SEGMENTS: Record<LevelsSegmentName, LevelsSegment> = {
+  core: { bridge: "brcore", router: "10.88.2.1", prefix4: "10.88.2.0/24", prefixLen: 24 },
+  siteA: { bridge: "brsa", router: "10.88.3.1", prefix4: "10.88.3.0/24", prefixLen: 24 },
+  siteB: { bridge: "brsb", router: "10.88.4.1", prefix4: "10.88.4.0/24", prefixLen: 24 },
+};
+
+/** A Flowswitch data port: its device in the node's namespace has the port's name. */
+export interface LevelsDataPort {
+  name: string;
+  ipv4: string;
+  segment: LevelsSegmentName;
+  /** fsl-lv-rtr's end of its veth (a port of the segment's bridge). */
+  routerPort: string;
+}
+
+export interface LevelsNode {
+  name: LevelsNodeName;
+  ns: string;
+  hostname: string;
+  role: "system" | "site";
+  /** The kernel's own port on the core segment: health checks and the levels socket use it. */
+  mgmt: { ipv4: string; routerPort: string };
+  /** The data ports; the first is on the core segment (its address is the node's data address). */
+  ports: readonly LevelsDataPort[];
+  site?: LevelsSiteName;
+}
+
+export const LEVELS_NODES: Record<LevelsNodeName, LevelsNode> = {
+  sys: {
+    name: "sys", ns: "fsl-lv-sys", hostname: "fsl-lv-sys", role: "system", mgmt: { ipv4: "10.88.2.3", routerPort: "sys-mgmt" },
+    ports: [{ name: "core", ipv4: "10.88.2.2", segment: "core", routerPort: "sys-core" }],
+  },
+  sa1: {
+    name: "sa1", ns: "fsl-lv-sa1", hostname: "fsl-lv-sa1", role: "site", site: "siteA", mgmt: { ipv4: "10.88.2.11", routerPort: "sa1-mgmt" },
+    ports: [{ name: "up", ipv4: "10.88.2.31", segment: "core", routerPort: "sa1-up" }, { name: "down", ipv4: "10.88.3.2", segment: "siteA", routerPort: "sa1-down" }],
+  },
+  sa2: {
+    name: "sa2", ns: "fsl-lv-sa2", hostname: "fsl-lv-sa2", role: "site", site: "siteA", mgmt: { ipv4: "10.88.2.12", routerPort: "sa2-mgmt" },
+    ports: [{ name: "up", ipv4: "10.88.2.32", segment: "core", routerPort: "sa2-up" }, { name: "down", ipv4: "10.88.3.3", segment: "siteA", routerPort: "sa2-down" }],
+  },
+  sb: {
+    name: "sb", ns: "fsl-lv-sb", hostname: "fsl-lv-sb", role: "site", site: "siteB", mgmt: { ipv4: "10.88.2.21", routerPort: "sb-mgmt" },
+    ports: [{ name: "up", ipv4: "10.88.2.41", segment: "core", routerPort: "sb-up" }, { name: "down", ipv4: "10.88.4.2", segment: "siteB", routerPort: "sb-down" }],
+  },
+};
+
+export const LEVELS_NODE_NAMES: readonly LevelsNodeName[] = ["sys", "sa1", "sa2", "sb"];
+export const LEVELS_SITE_NODE_NAMES: readonly LevelsSiteNodeName[] = ["sa1", "sa2", "sb"];
+
+/** A node's data address: its first (core-side) port's. The system tunnels to a site's entry node's. */
+export const levelsDataAddress = (node: LevelsNodeName): string => LEVELS_NODES[node].ports[0].ipv4;
+
+/** The lab's VIPs: the system VIP (routed to fsl-lv-sys, served by both sites) and site A's own (ECMP to sa1 and sa2). */
+export const LEVELS_VIPS = { system: "10.88.9.100", siteA: "10.88.9.200" } as const;
+
+export interface LevelsSite {
+  name: LevelsSiteName;
+  segment: LevelsSegmentName;
+  /** The site's appliances: identical services and backends (the same Maglev choice). */
+  nodes: readonly LevelsSiteNodeName[];
+  /** The node the system knows the site by: the tunnels' destination, its load updates' sender. */
+  entry: LevelsSiteNodeName;
+  servers: readonly LevelsServerName[];
+  /** The VIPs the site serves (on its servers' lo). */
+  vips: readonly string[];
+}
+
+export const LEVELS_SITES: Record<LevelsSiteName, LevelsSite> = {
+  siteA: { name: "siteA", segment: "siteA", nodes: ["sa1", "sa2"], entry: "sa1", servers: ["a1", "a2"], vips: [LEVELS_VIPS.system, LEVELS_VIPS.siteA] },
+  siteB: { name: "siteB", segment: "siteB", nodes: ["sb"], entry: "sb", servers: ["b1", "b2"], vips: [LEVELS_VIPS.system] },
+};
+
+export const LEVELS_SITE_NAMES: readonly LevelsSiteName[] = ["siteA", "siteB"];
+
+export interface LevelsServer {
+  name: LevelsServerName;
+  ns: string;
+  ipv4: string;
+  site: LevelsSiteName;
+  /** fsl-lv-rtr's end of its veth (a port of its site's bridge). */
+  routerPort: string;
+}
+
+export const LEVELS_SERVERS: Record<LevelsServerName, LevelsServer> = {
+  a1: { name: "a1", ns: "fsl-lv-a1", ipv4: "10.88.3.11", site: "siteA", routerPort: "a1" },
+  a2: { name: "a2", ns: "fsl-lv-a2", ipv4: "10.88.3.12", site: "siteA", routerPort: "a2" },
+  b1: { name: "b1", ns: "fsl-lv-b1", ipv4: "10.88.4.11", site: "siteB", routerPort: "b1" },
+  b2: { name: "b2", ns: "fsl-lv-b2", ipv4: "10.88.4.12", site: "siteB", routerPort: "b2" },
+};
+
+export const LEVELS_SERVER_NAMES: readonly LevelsServerName[] = ["a1", "a2", "b1", "b2"];
+
+/** Every namespace of the multi-level lab: what `up --levels` makes and `down` deletes. */
+export const LEVELS_NAMESPACES: readonly string[] = [
+  LEVELS_CLIENT_NS, LEVELS_ROUTER_NS, ...LEVELS_NODE_NAMES.map((n) => LEVELS_NODES[n].ns), ...LEVELS_SERVER_NAMES.map((s) => LEVELS_SERVERS[s].ns),
+];
