@@ -223,7 +223,8 @@ export class LevelsManager {
       const choice = this.sites.choose(s.vip, s.backends.map((m) => m.name), now);
       const key = `${choice.eligible.join(",")}${choice.failOpen ? " (fail open)" : ""}`;
       if (this.lastChoice.get(s.name) !== key) {
-        if (this.lastChoice.has(s.name)) this.host.log(`levels: service ${s.name}: new flows to ${choice.eligible.join(", ") || "no site"}${choice.failOpen ? " (fail open: no site's state is known)" : ""}`);
+        const unheard = choice.sites.filter((x) => x.state === "unknown" || x.state === "silent").map((x) => `${x.name} ${x.state}`).join(", ");
+        if (this.lastChoice.has(s.name)) this.host.log(`levels: service ${s.name}: new flows to ${choice.eligible.join(", ") || "no site"}${choice.failOpen ? ` (fail open: no site is usable by its figures; ${unheard})` : ""}`);
         this.lastChoice.set(s.name, key);
         changed = true;
       }
