@@ -199,7 +199,7 @@ describe("e2e: service chains (issue 9): a firewall inline and an IDS mirror bet
     } catch (e) {
       notReady = e as Error;
     }
-  }, { timeout: 300_000 });
+  }, { timeout: 1_000_000 });
 
   after(async () => {
     for (const c of captures) await c.stop().catch(() => {});

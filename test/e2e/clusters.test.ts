@@ -308,7 +308,7 @@ describe("e2e: availability clusters (issue 11): a source partition moved under 
     } catch (e) {
       labError = e as Error;
     }
-  }, { timeout: 300_000 });
+  }, { timeout: 1_000_000 });
 
   after(async () => {
     await managed?.stop().catch(() => {});

@@ -146,7 +146,7 @@ describe("e2e: the appliance learns its backends from the servers' advertisement
     } catch (e) {
       labError = e as Error;
     }
-  }, { timeout: 240_000 });
+  }, { timeout: 1_000_000 });
 
   after(async () => {
     if (!holding) return;

@@ -215,7 +215,7 @@ describe("e2e: the redundant pair (two appliances, SIGKILL the active) in the la
     } catch (e) {
       labError = e as Error;
     }
-  }, { timeout: 240_000 });
+  }, { timeout: 1_000_000 });
 
   after(async () => {
     if (!holding) return;

@@ -451,7 +451,7 @@ describe("e2e: multi-level service routing (issue 10): a system appliance tunnel
     } catch (e) {
       labError = e as Error;
     }
-  }, { timeout: 300_000 }); // the lab lock waits up to 180 s for another run
+  }, { timeout: 1_000_000 }); // the lab lock waits up to 15 min for the other suites
 
   after(async () => {
     for (const c of clients) c.kill();

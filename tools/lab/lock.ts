@@ -25,8 +25,12 @@ export function labHolder(): { pid: number; command: string } | undefined {
   return { pid, command };
 }
 
-/** Takes the lab for this process, waiting (at most waitMs) while another live process holds it. */
-export async function acquireLab(waitMs = 180_000): Promise<void> {
+/**
+ * Takes the lab for this process, waiting (at most waitMs) while another live process holds it.
+ * Six lab suites queue for it in one test run (two at a time): the last may wait for the other
+ * five, about 6 minutes on a 2-core machine, so the default wait covers 15.
+ */
+export async function acquireLab(waitMs = 900_000): Promise<void> {
   ensureStateDir();
   const deadline = Date.now() + waitMs;
   for (;;) {
