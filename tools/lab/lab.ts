@@ -25,10 +25,11 @@
 import { existsSync, rmSync } from "node:fs";
 import { appliancePaths, appliancePid, haReady, readStatus, startAppliance, stopAppliance, writeApplianceConfig } from "./appliance.js";
 import {
-  CommandError, ensureStateDir, holderPid, pidFromFile, privilege, run, startHolder, statePath, stateDir, stopPids, tryRun, withDescendants, type Privilege,
+  ensureStateDir, holderPid, pidFromFile, privilege, run, startHolder, statePath, stateDir, stopPids, tryRun, withDescendants, type Privilege,
 } from "./exec.js";
 import { agentPaths, agentPid, killAgent } from "./agent.js";
 import { nginxPid, startNginx } from "./nginx.js";
+import { ipBatch, offloadsOff, presentNamespaces, sysctl, veth } from "./netns.js";
 import { stopKeepalived } from "./keepalived.js";
 import { stopProbeServers } from "./probe.js";
 import { nodePaths, nodePid, readNodeStatus, startPair, stopNode, writePairConfig } from "./pair.js";
@@ -110,27 +111,6 @@ export async function up(o: UpOptions = {}): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------
 // The network
-
-/** ip -n NS -batch -: one command per line; a failure names the line. */
-async function ipBatch(ns: string, lines: string[], family: "-4" | "-6" | "" = ""): Promise<void> {
-  const argv = ["ip", ...(family ? [family] : []), "-n", ns, "-batch", "-"];
-  try {
-    await run(argv, { input: `${lines.join("\n")}\n` });
-  } catch (e) {
-    const line = /Command failed -:(\d+)/.exec((e as CommandError).stderr ?? "");
-    if (line) (e as Error).message += `\n  the failed line: ip ${family ? `${family} ` : ""}-n ${ns} ${lines[Number(line[1]) - 1]}`;
-    throw e;
-  }
-}
-
-async function sysctl(ns: string, settings: Record<string, string | number>): Promise<void> {
-  await run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", ...Object.entries(settings).map(([k, v]) => `${k}=${v}`)]);
-}
-
-/** A veth pair from `dev` in `ns` to `peer` in `peerNs`, both ends created in place (nothing in the host's namespace). */
-function veth(dev: string, peer: string, peerNs: string): string {
-  return `link add ${dev} mtu ${MTU} type veth peer name ${peer} mtu ${MTU} netns ${peerNs}`;
-}
 
 async function buildNetwork(servers: readonly LabServer<LabServerName>[], pair: boolean): Promise<void> {
   const nodes: readonly PairNode[] = pair ? [PAIR.a, PAIR.b] : [PAIR.a];
@@ -223,17 +203,14 @@ async function buildNetwork(servers: readonly LabServer<LabServerName>[], pair: 
       `rule add pref 110 from ${s.ipv6} lookup ${NAT_REPLY_TABLE}`,
       `route add fd77:3::/64 dev eth0 table ${NAT_REPLY_TABLE}`,
       `route add default via ${APPLIANCE.back.ipv6} dev eth0 table ${NAT_REPLY_TABLE}`,
-    ], "-6");
+    ], { family: "-6" });
   }
 
-  const offload = async (ns: string, dev: string): Promise<void> => {
-    await run(["ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off"]);
-  };
   await Promise.all([
-    offload(CLIENT_NS, "eth0"),
-    ...routerPorts.map((d) => offload(ROUTER_NS, d)),
-    ...nodes.flatMap((n) => [...["front", "back", "mgmt"], ...(pair ? [HA_LINK.dev] : [])].map((d) => offload(n.ns, d))),
-    ...servers.map((s) => offload(s.ns, "eth0")),
+    offloadsOff(CLIENT_NS, "eth0"),
+    ...routerPorts.map((d) => offloadsOff(ROUTER_NS, d)),
+    ...nodes.flatMap((n) => [...["front", "back", "mgmt"], ...(pair ? [HA_LINK.dev] : [])].map((d) => offloadsOff(n.ns, d))),
+    ...servers.map((s) => offloadsOff(s.ns, "eth0")),
   ]);
 }
 
@@ -266,13 +243,10 @@ async function buildChain(): Promise<void> {
   }
   for (const f of FIREWALLS) await loadFirewallRuleset(f.name);
   await ipBatch(CLIENT_NS, [`addr add ${CHAIN.deniedClient}/24 dev eth0`]);
-  const offload = async (ns: string, dev: string): Promise<void> => {
-    await run(["ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off"]);
-  };
   await Promise.all([
-    offload(APPLIANCE_NS, "chain"),
-    ...[CHAIN.routerPort, ...CHAIN_DEVICES.map((d) => d.routerPort)].map((p) => offload(ROUTER_NS, p)),
-    ...CHAIN_DEVICES.map((d) => offload(d.ns, "eth0")),
+    offloadsOff(APPLIANCE_NS, "chain"),
+    ...[CHAIN.routerPort, ...CHAIN_DEVICES.map((d) => d.routerPort)].map((p) => offloadsOff(ROUTER_NS, p)),
+    ...CHAIN_DEVICES.map((d) => offloadsOff(d.ns, "eth0")),
   ]);
 }
 
@@ -329,11 +303,8 @@ async function checkKernelPaths(servers: readonly LabServer<LabServerName>[], pa
 // Teardown
 
 /** The lab namespaces that exist now. */
-async function existingNamespaces(): Promise<string[]> {
-  const r = await tryRun(["ip", "netns", "list"]);
-  if (!r.ok) return [];
-  const names = new Set(r.stdout.split("\n").map((l) => l.trim().split(/\s+/)[0]).filter(Boolean));
-  return ALL_NAMESPACES.filter((n) => names.has(n));
+function existingNamespaces(): Promise<string[]> {
+  return presentNamespaces(ALL_NAMESPACES);
 }
 
 /** Pids of every process in a lab namespace (nginx, the appliance, haproxy, agents, a test's curl, wrk or tshark). */

@@ -30,10 +30,11 @@ import {
 } from "./appliance.js";
 import { startCapture, type Capture } from "./capture.js";
 import {
-  CommandError, ensureStateDir, holderPid, isAlive, nsRun, nsTry, pidFromFile, privilege, run, signal, sleep, startHolder, statePath, stateDir,
+  ensureStateDir, holderPid, isAlive, nsRun, nsTry, pidFromFile, privilege, run, signal, sleep, startHolder, statePath, stateDir,
   stopPids, tryRun, withDescendants, writeFileAtomic,
 } from "./exec.js";
 import { namespacePids } from "./lab.js";
+import { ipBatch, offloadsOff, presentNamespaces, sysctl, veth } from "./netns.js";
 import { levelsNodeConfig, LEVELS_LAB, type LevelsApplianceConfig, type LevelsKey, type LevelsVariant } from "./levels-config.js";
 import { accessLogPath, bigFilePath, ensureBigFile, nginxConf, nginxPid, readAccessLog, type AccessLogEntry } from "./nginx.js";
 import {
@@ -370,28 +371,6 @@ export async function upLevels(o: LevelsUpOptions = {}): Promise<void> {
   }
 }
 
-/** ip -n NS -batch -: one command per line; a failure names the line. */
-async function ipBatch(ns: string, lines: readonly string[], tool: "ip" | "bridge" = "ip"): Promise<void> {
-  try {
-    await run([tool, "-n", ns, "-batch", "-"], { input: `${lines.join("\n")}\n` });
-  } catch (e) {
-    const line = /Command failed -:(\d+)/.exec((e as CommandError).stderr ?? "");
-    if (line) (e as Error).message += `\n  the failed line: ${tool} -n ${ns} ${lines[Number(line[1]) - 1]}`;
-    throw e;
-  }
-}
-
-async function sysctl(ns: string, settings: Record<string, string | number>): Promise<void> {
-  await run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", ...Object.entries(settings).map(([k, v]) => `${k}=${v}`)]);
-}
-
-/** A veth pair from `dev` in fsl-lv-rtr to `peer` in `peerNs`, both ends made in place. */
-const veth = (dev: string, peer: string, peerNs: string): string => `link add ${dev} mtu ${MTU} type veth peer name ${peer} mtu ${MTU} netns ${peerNs}`;
-
-async function offloadsOff(ns: string, dev: string): Promise<void> {
-  await run(["ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off"]);
-}
-
 async function buildLevelsNetwork(): Promise<void> {
   const servers = LEVELS_SERVER_NAMES.map((s) => LEVELS_SERVERS[s]);
   const nodes = LEVELS_NODE_NAMES.map((n) => LEVELS_NODES[n]);
@@ -436,7 +415,7 @@ async function buildLevelsNetwork(): Promise<void> {
   for (const { node, port } of dataPorts) {
     fdb.push(`link set dev ${port.routerPort} flood off`, `fdb replace ${await interfaceMac(node.ns, port.name)} dev ${port.routerPort} master static`);
   }
-  await ipBatch(LEVELS_ROUTER_NS, fdb, "bridge");
+  await ipBatch(LEVELS_ROUTER_NS, fdb, { tool: "bridge" });
 
   await ipBatch(LEVELS_CLIENT_NS, [
     "link set lo up",
@@ -515,11 +494,8 @@ async function checkLevelsKernelPaths(): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Down
 
-async function presentLevelsNamespaces(): Promise<string[]> {
-  const r = await tryRun(["ip", "netns", "list"]);
-  if (!r.ok) return [];
-  const names = new Set(r.stdout.split("\n").map((l) => l.trim().split(/\s+/)[0]).filter(Boolean));
-  return LEVELS_NAMESPACES.filter((n) => names.has(n));
+function presentLevelsNamespaces(): Promise<string[]> {
+  return presentNamespaces(LEVELS_NAMESPACES);
 }
 
 /** Stops everything in the levels lab and deletes its namespaces; the main lab is left alone (and so is the user-namespace holder). */
