@@ -247,6 +247,7 @@ export class Appliance {
       this.reapLeaving();
     }, STATUS_EVERY_MS);
     this.watchTimer.unref();
+    this.partitions.retain(c.services);
     this.monitoring = new Monitoring(this.view(), this.log);
     await this.monitoring.apply(c);
     this.configureControlPlane();
@@ -264,18 +265,23 @@ export class Appliance {
   /** Congested owners shed portions; every change of owner is reported. */
   private watchPartitions(): void {
     const c = this.config;
-    this.partitions.retain(c.services);
     if (!this.pool || !c.services.some((s) => s.partitions)) return;
     const loads = this.backendLoads();
     if (this.partitions.tick(c.services, this.usable(), (n) => loads.get(n) ?? 0, Date.now())) this.reapplySoon();
   }
 
-  /** `show service partitions`: each portion of each source-partition service (or of one). */
+  /** `show partitions`: each portion of each source-partition service (or of one). */
   partitionView(service?: string): { service: string; portions: PortionView[] }[] | string {
-    const list = this.config.services.filter((s) => s.partitions && (service === undefined || s.name === service));
-    if (service !== undefined && !list.length) return `no source-partition service ${service} (they are: ${this.config.services.filter((s) => s.partitions).map((s) => s.name).join(", ") || "none"})`;
+    const all = Object.entries(this.partitionsByService()).map(([name, portions]) => ({ service: name, portions }));
+    const list = all.filter((x) => service === undefined || x.service === service);
+    if (service !== undefined && !list.length) return `no source-partition service ${service} (they are: ${all.map((x) => x.service).join(", ") || "none"})`;
+    return list;
+  }
+
+  /** Every source-partition service's portions, by service (status file, MQTT). */
+  partitionsByService(): Record<string, PortionView[]> {
     const usable = this.usable();
-    return list.map((s) => ({ service: s.name, portions: this.partitions.view(s, usable) }));
+    return Object.fromEntries(this.config.services.filter((s) => s.partitions).map((s) => [s.name, this.partitions.view(s, usable)]));
   }
 
   /** `request service repartition NAME PREFIX BACKEND` (or NAME reset): live, for new flows only. */
@@ -871,7 +877,7 @@ export class Appliance {
       ha: this.haStatus(),
       primaries: this.primaryBackends(),
       levels: this.levelsView(),
-      partitions: Object.fromEntries((this.partitionView() as { service: string; portions: PortionView[] }[]).map((x) => [x.service, x.portions])),
+      partitions: this.partitionsByService(),
     };
   }
 
@@ -994,7 +1000,7 @@ export class Appliance {
       supervisor: () => box.supervisorHost?.supervisor?.stats(),
       chains: () => box.chainView(),
       levels: () => box.levelsView(),
-      partitions: () => Object.fromEntries((box.partitionView() as { service: string; portions: PortionView[] }[]).map((x) => [x.service, x.portions])),
+      partitions: () => box.partitionsByService(),
       pair: () => {
         if (!box.config.ha) return undefined;
         const e = box.haElection;
