@@ -15,7 +15,7 @@ import type { Config, LevelsConfig, LevelsEndpoint, Service } from "../config/sc
 import type { EnginePool } from "../engine/pool.js";
 import { findFlow, flowKeyOf } from "../engine/flow-lookup.js";
 import { flowOf, type SyncFlow } from "../ha/flow-sync.js";
-import { LevelsSocket, type LevelsReceived, type LevelsSocketStats } from "./socket.js";
+import { LevelsSocket, hostPort, type LevelsReceived, type LevelsSocketStats } from "./socket.js";
 import { SiteTable, type Choice, type SiteView, type SiteTableCounters } from "./site-table.js";
 import { RttProbe, type RttCounters } from "./rtt.js";
 import { RecoveryClient, RecoveryResponder, type HeldFrame, type RecoveryCounters, type ResponderCounters } from "./recovery.js";
@@ -57,10 +57,7 @@ export interface LevelsView {
   stats: LevelsSocketStats;
 }
 
-const endpointText = (e: { address: { text: string } | string; port: number }): string => {
-  const a = typeof e.address === "string" ? e.address : e.address.text;
-  return a.includes(":") ? `[${a}]:${e.port}` : `${a}:${e.port}`;
-};
+const endpointText = (e: LevelsEndpoint): string => hostPort(e.address.text, e.port);
 
 export class LevelsManager {
   private timer?: NodeJS.Timeout;
@@ -70,6 +67,8 @@ export class LevelsManager {
   private readonly responder: RecoveryResponder;
   /** Peers of recovery by "address:port", and which of them are sites (system role). */
   private peerSites = new Map<string, string>();
+  /** Whom recovery asks, by "address:port" (the name answers come back under). */
+  private peers = new Map<string, LevelsEndpoint>();
   private lastChoice = new Map<string, string>();
   private siteStates = new Map<string, string>();
   private lastReport?: { at: number; entries: LoadEntry[] };
@@ -90,7 +89,7 @@ export class LevelsManager {
       log: (l) => host.log(l),
     });
     manager = new LevelsManager(cfg, socket, host);
-    host.log(`levels: ${cfg.role} ${cfg.name} on ${endpointText({ address: cfg.local?.text ?? "0.0.0.0", port: socket.port })}`);
+    host.log(`levels: ${cfg.role} ${cfg.name} on ${hostPort(cfg.local?.text ?? "0.0.0.0", socket.port)}`);
     return manager;
   }
 
@@ -107,7 +106,8 @@ export class LevelsManager {
       else this.sites = new SiteTable(cfg.sites, { deadIntervals: cfg.deadIntervals, cost: cfg.cost });
     } else this.sites = undefined;
     this.peerSites = new Map(cfg.role === "system" ? cfg.sites.map((s) => [endpointText(s.control), s.name]) : []);
-    const peers = [...new Set([...cfg.recovery.peers.map(endpointText), ...this.peerSites.keys()])];
+    this.peers = new Map([...cfg.recovery.peers, ...(cfg.role === "system" ? cfg.sites.map((s) => s.control) : [])].map((e) => [endpointText(e), e]));
+    const peers = [...this.peers.keys()];
     this.recovery?.flush();
     this.recovery = cfg.recovery.enabled
       ? new RecoveryClient({
@@ -153,8 +153,8 @@ export class LevelsManager {
     const v: LevelsView = {
       role: this.cfg.role,
       name: this.cfg.name,
-      socket: endpointText({ address: this.cfg.local?.text ?? "0.0.0.0", port: this.socket.port }),
-      recovery: { ...(this.recovery?.counters() ?? emptyRecovery()), enabled: !!this.recovery, peers: [...new Set([...this.cfg.recovery.peers.map(endpointText), ...this.peerSites.keys()])], pending: this.recovery?.pending ?? 0 },
+      socket: hostPort(this.cfg.local?.text ?? "0.0.0.0", this.socket.port),
+      recovery: { ...(this.recovery?.counters() ?? emptyRecovery()), enabled: !!this.recovery, peers: [...this.peers.keys()], pending: this.recovery?.pending ?? 0 },
       answered: this.responder.counters(),
       refused: stats.rejectedBy,
       stats,
@@ -233,7 +233,7 @@ export class LevelsManager {
   }
 
   private onMessage(r: LevelsReceived): void {
-    const from = endpointText(r.from);
+    const from = hostPort(r.from.address, r.from.port);
     const m = r.msg;
     switch (m.type) {
       case "load":
@@ -259,9 +259,8 @@ export class LevelsManager {
   }
 
   private sendTo(peer: string, msg: Parameters<LevelsSocket["send"]>[1]): Promise<boolean> {
-    const at = peer.lastIndexOf(":");
-    const address = peer.slice(0, at).replace(/^\[|\]$/g, "");
-    return this.socket.send({ address, port: Number(peer.slice(at + 1)) }, msg);
+    const to = this.peers.get(peer);
+    return to ? this.socket.send(to, msg) : Promise.resolve(false);
   }
 
   /** The live entry of this key in any of our engines, in names. */

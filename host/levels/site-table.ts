@@ -23,6 +23,7 @@
 // Measured distance with no sample yet counts as 0 (as near as can be): the first pong comes a
 // round trip later, and until then load alone decides, rather than keeping an unmeasured site out.
 
+import { hostPort } from "./socket.js";
 import type { Address, LevelsSite, Prefix } from "../config/schema.js";
 import type { LoadMsg } from "./protocol.js";
 import { parseWirePrefix, prefixKey, type Family } from "./prefix.js";
@@ -212,7 +213,7 @@ export class SiteTable {
       const v: SiteView = {
         name: r.site.name,
         address: r.site.address.text,
-        control: endpointText(r.site.control.address.text, r.site.control.port),
+        control: hostPort(r.site.control.address.text, r.site.control.port),
         distanceMode: r.site.distance,
         distance: this.distance(r),
         rttSamples: r.rttSamples,
@@ -290,8 +291,4 @@ function addLength(r: SiteRecord, family: Family, length: number, by: 1 | -1): v
   const n = (m.get(length) ?? 0) + by;
   if (n > 0) m.set(length, n);
   else m.delete(length);
-}
-
-function endpointText(address: string, port: number): string {
-  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
 }

@@ -217,6 +217,7 @@ function signingKey(keys: readonly AuthKey[]): AuthKey {
   return k;
 }
 
-function hostPort(address: string, port: number): string {
+/** "address:port", an IPv6 address in brackets: how the levels name an endpoint in logs, views and peer lists. */
+export function hostPort(address: string, port: number): string {
   return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
 }
